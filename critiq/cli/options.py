@@ -1,0 +1,99 @@
+"""Options shared by every LLM command (added by :func:`model_options`), and the progress display."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import typing
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from critiq.errors import CritiqError
+from critiq.llm.session import DEFAULT_CACHE, ModelSettings
+
+console = Console(stderr=True)
+
+_SHARED: dict[str, tuple[Any, Any]] = {
+    "model": (
+        Annotated[
+            str | None,
+            typer.Option(
+                help="litellm model string for both roles (gpt-4o, or "
+                "openai/NAME with --api-base); default: the embedded model"
+            ),
+        ],
+        None,
+    ),
+    "manager_model": (Annotated[str | None, typer.Option(help="model of the manager agent")], None),
+    "worker_model": (Annotated[str | None, typer.Option(help="model of the worker agents")], None),
+    "api_base": (Annotated[str | None, typer.Option(help="OpenAI-compatible server, e.g. http://host:8000/v1")], None),
+    "api_key_env": (Annotated[str | None, typer.Option(help="environment variable that holds the API key")], None),
+    "concurrency": (Annotated[int, typer.Option(min=1, help="requests in flight")], 8),
+    "cache_dir": (Annotated[Path, typer.Option(help="request cache directory")], DEFAULT_CACHE),
+    "no_cache": (Annotated[bool, typer.Option("--no-cache", help="do not read or write the request cache")], False),
+    "max_requests": (Annotated[int | None, typer.Option(min=1, help="stop cleanly after this many requests")], None),
+    "max_cost": (Annotated[float | None, typer.Option(min=0.0, help="stop cleanly after this many dollars")], None),
+    "timeout": (Annotated[float, typer.Option(min=0.1, help="seconds per request")], 120.0),
+    "schema_mode": (
+        Annotated[str, typer.Option(help="json_schema (OpenAI, vLLM) or json_object (llama.cpp)")],
+        "json_schema",
+    ),
+}
+
+
+def build_settings(values: dict[str, Any]) -> ModelSettings:
+    """Check the shared flags and turn them into :class:`ModelSettings`."""
+    env = values["api_key_env"]
+    if env is not None and not os.environ.get(env):
+        raise CritiqError(f"--api-key-env {env}: environment variable is not set")
+    if values["api_base"] and not (values["model"] or values["manager_model"] or values["worker_model"]):
+        raise CritiqError("--api-base needs --model (e.g. --model openai/NAME for an OpenAI-compatible server)")
+    if values["schema_mode"] not in ("json_schema", "json_object"):
+        raise CritiqError(f"--schema-mode {values['schema_mode']!r}: use json_schema or json_object")
+    no_cache = values.pop("no_cache")
+    settings = ModelSettings(**values)
+    return settings.model_copy(update={"cache_dir": None}) if no_cache else settings
+
+
+def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the shared model flags to a typer command; it receives them as ``settings: ModelSettings``."""
+    signature = inspect.signature(command)
+    hints = typing.get_type_hints(command, include_extras=True)
+    own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()
+           if p.name != "settings"]
+    shared = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+        for name, (annotation, default) in _SHARED.items()
+    ]
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        values = {name: kwargs.pop(name) for name in _SHARED}
+        return command(*args, settings=build_settings(values), **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=[*own, *shared])  # type: ignore[attr-defined]
+    return wrapper
+
+
+@contextmanager
+def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress display; yields ``update(stage, done, total)``."""
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )
+    tasks: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stage, total=max(total, 1))
+        progress.update(tasks[stage], completed=done if total else 1, total=max(total, 1))
+
+    with progress:
+        yield update

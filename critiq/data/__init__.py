@@ -1,0 +1,18 @@
+"""Data model and loaders."""
+
+from critiq.data.loaders import example_gold, iter_examples, load_examples, load_pairs, texts_of
+from critiq.data.models import Criterion, CriterionStats, Example, Judgment, Pair, Point
+
+__all__ = [
+    "Criterion",
+    "CriterionStats",
+    "Example",
+    "Judgment",
+    "Pair",
+    "Point",
+    "example_gold",
+    "iter_examples",
+    "load_examples",
+    "load_pairs",
+    "texts_of",
+]

@@ -1,0 +1,101 @@
+"""Typed records that flow through the critiq pipeline."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Preference = Literal["a", "b"]
+Verdict = Literal["A", "B", "none"]
+CriterionKind = Literal["pairwise", "pointwise", "both"]
+Origin = Literal["knowledge_base", "manager", "user"]
+
+
+class Pair(BaseModel):
+    """Two texts and, when known, which one a human preferred."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    a: str
+    b: str
+    preferred: Preference | None = None
+    domain: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("a", "b")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text is empty")
+        return value
+
+
+class Point(BaseModel):
+    """One text with, when known, a binary quality label (1 = good)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    text: str
+    label: Literal[0, 1] | None = None
+    domain: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("text")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text is empty")
+        return value
+
+
+Example = Pair | Point
+
+
+class CriterionStats(BaseModel):
+    """How a criterion's judgments agree with the human labels."""
+
+    accuracy: float | None = None
+    coverage: float = 0.0
+    n: int = 0
+    correct: int = 0
+    judged: int = 0
+    interval: tuple[float, float] | None = None
+
+
+class Criterion(BaseModel):
+    """A verbal quality criterion: what to compare and how to decide."""
+
+    name: str
+    description: str
+    source: str = "user"
+    origin: Origin = "user"
+    domains: list[str] = Field(default_factory=list)
+    kind: CriterionKind = "both"
+    stats: CriterionStats | None = None
+
+    @field_validator("name", "description")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be empty")
+        return value
+
+    @property
+    def text(self) -> str:
+        """The text a worker sees; two criteria with the same text are judged once."""
+        return f"{self.name}: {self.description}"
+
+
+class Judgment(BaseModel):
+    """A worker's verdict on one example under one criterion."""
+
+    example_id: str
+    criterion: str
+    verdict: Verdict
+    rationale: str = ""
+    swapped: bool = False
+    failed: bool = False

@@ -1,0 +1,346 @@
+"""Async chat client on litellm: bounded concurrency, retries, structured outputs, a persistent cache, accounting."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+from pydantic import BaseModel
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from critiq.errors import CritiqError
+from critiq.llm.cache import RequestCache, request_key
+from critiq.llm.config import ModelConfig
+from critiq.llm.structured import parse_reply, response_format
+from critiq.llm.usage import Budget, Usage
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Messages = list[dict[str, Any]]
+
+REASK = (
+    "That reply was not valid ({reason}). Answer again with only one JSON object that matches the "
+    "requested schema, and nothing else."
+)
+
+
+def _litellm() -> Any:
+    """Import litellm offline and quiet (it fetches a price map from the network unless told not to)."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True
+    litellm.drop_params = True
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    return litellm
+
+
+@dataclass
+class Completion:
+    """One answer. ``parsed`` is set when a schema was asked for and the reply validated."""
+
+    text: str | None
+    parsed: BaseModel | None = None
+    cached: bool = False
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+def _status(error: BaseException) -> int | None:
+    return getattr(error, "status_code", None)
+
+
+def _retryable(error: BaseException) -> bool:
+    litellm = _litellm()
+    if isinstance(
+        error,
+        (
+            litellm.RateLimitError,
+            litellm.APIConnectionError,
+            litellm.Timeout,
+            litellm.InternalServerError,
+            litellm.ServiceUnavailableError,
+            litellm.BadGatewayError,
+        ),
+    ):
+        return True
+    status = _status(error)
+    return isinstance(error, litellm.APIError) and status is not None and (status == 429 or status >= 500)
+
+
+def _retry_after(error: BaseException) -> float | None:
+    """Seconds from a Retry-After header, when the server sent one."""
+    headers: Any = getattr(error, "headers", None) or getattr(error, "litellm_response_headers", None)
+    response = getattr(error, "response", None)
+    if not headers and response is not None:
+        headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+class LLMClient:
+    """Chat completions for one model, shared by every component of a run.
+
+    * ``concurrency`` bounds requests in flight; retries use exponential backoff with jitter and honour Retry-After;
+    * ``schema`` turns on JSON-schema constrained output, a tolerant parse, and one re-ask on invalid output;
+      failures come back as ``Completion.error`` and are counted, never raised into the caller's loop;
+    * answers are cached on disk by a hash of model, messages, params and sample index;
+    * ``usage`` counts requests, cache hits, failures, tokens and cost; ``budget`` stops the run cleanly.
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        *,
+        cache: RequestCache | None = None,
+        concurrency: int = 8,
+        max_retries: int = 5,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        budget: Budget | None = None,
+        usage: Usage | None = None,
+    ) -> None:
+        self.config = config
+        self.cache = cache
+        self.concurrency = max(1, concurrency)
+        self.max_retries = max(0, max_retries)
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.budget = budget or Budget()
+        self.usage = usage or Usage()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._succeeded = False
+        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._check_model()
+
+    # ---------------------------------------------------------------- public
+    async def complete(
+        self,
+        messages: Messages,
+        *,
+        schema: type[BaseModel] | None = None,
+        sample: int = 0,
+        **params: Any,
+    ) -> Completion:
+        """One chat completion, from the cache when this exact request was answered before."""
+        request = {**self.config.request_params(), **params}
+        if schema is not None:
+            request["response_format"] = response_format(schema, self.config.schema_mode)
+        if sample and self.config.temperature == 0 and "temperature" not in params:
+            request["temperature"] = 0.7  # distinct samples need some randomness
+        key = request_key(self.config.model, messages, request, sample)
+        if self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                self.usage.cache_hits += 1
+                parsed = parse_reply(hit["text"], schema) if schema is not None else None
+                return Completion(text=hit["text"], parsed=parsed, cached=True)
+        completion = await self._answer(messages, request, schema)
+        if not completion.failed and self.cache is not None:
+            self.cache.put(key, {"text": completion.text})
+        return completion
+
+    async def complete_many(
+        self,
+        requests: Sequence[Messages],
+        *,
+        schema: type[BaseModel] | None = None,
+        on_done: Callable[[int, Completion], None] | None = None,
+    ) -> list[Completion]:
+        """Answer many requests concurrently (bounded by ``concurrency``), calling ``on_done`` as each finishes."""
+
+        async def one(index: int, messages: Messages) -> Completion:
+            completion = await self.complete(messages, schema=schema)
+            if on_done is not None:
+                on_done(index, completion)
+            return completion
+
+        return list(await asyncio.gather(*(one(i, m) for i, m in enumerate(requests))))
+
+    def complete_sync(self, messages: Messages, *, schema: type[BaseModel] | None = None, **params: Any) -> Completion:
+        """Blocking form of :meth:`complete`; works inside a running event loop (a notebook cell) too."""
+        return run_sync(self.complete(messages, schema=schema, **params))
+
+    # --------------------------------------------------------------- helpers
+    def _check_model(self) -> None:
+        litellm = _litellm()
+        try:
+            litellm.get_llm_provider(self.config.model, api_base=self.config.api_base)
+        except Exception as error:
+            raise CritiqError(
+                f"--model {self.config.model!r}: unknown to litellm ({str(error).splitlines()[0]}); "
+                "use a provider prefix such as 'openai/NAME' with --api-base"
+            ) from None
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        semaphore = self._semaphores.get(loop)
+        if semaphore is None:
+            semaphore = self._semaphores[loop] = asyncio.Semaphore(self.concurrency)
+        return semaphore
+
+    async def _answer(self, messages: Messages, request: dict[str, Any], schema: type[BaseModel] | None) -> Completion:
+        try:
+            text = await self._send(messages, request)
+        except CritiqError:
+            raise
+        except Exception as error:  # transport failure after retries: record, never raise into the caller's loop
+            self.usage.failures += 1
+            reason = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
+            log.warning("request failed after retries: %s", reason)
+            return Completion(text=None, error=reason)
+        if schema is None:
+            return Completion(text=text)
+        try:
+            return Completion(text=text, parsed=parse_reply(text, schema))
+        except ValueError as first:
+            self.usage.reasks += 1
+            retry = [
+                *messages,
+                {"role": "assistant", "content": text or ""},
+                {"role": "user", "content": REASK.format(reason=first)},
+            ]
+            try:
+                text = await self._send(retry, request)
+                return Completion(text=text, parsed=parse_reply(text, schema))
+            except CritiqError:
+                raise
+            except Exception as error:
+                self.usage.parse_failures += 1
+                return Completion(text=text, error=f"invalid output: {str(error).splitlines()[0][:200]}")
+
+    async def _send(self, messages: Messages, request: dict[str, Any]) -> str:
+        """POST with retries; returns the message text."""
+        litellm = _litellm()
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            retry=retry_if_exception(_retryable),
+            wait=self._wait,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                self.budget.check(self.usage)
+                async with self._semaphore():
+                    self.usage.requests += 1
+                    self.in_flight += 1
+                    self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                    try:
+                        response = await litellm.acompletion(
+                            model=self.config.model,
+                            messages=messages,
+                            api_base=self.config.api_base,
+                            api_key=self.config.api_key() or self._placeholder_key(),
+                            timeout=self.config.timeout,
+                            num_retries=0,
+                            max_retries=0,
+                            **request,
+                        )
+                    except Exception as error:
+                        self._raise_if_fatal(error)
+                        raise
+                    finally:
+                        self.in_flight -= 1
+                self._account(response)
+                self._succeeded = True
+                return response.choices[0].message.content or ""
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _placeholder_key(self) -> str | None:
+        # OpenAI-compatible local servers need *a* key string; it is not a secret and is never stored.
+        return "sk-no-key" if self.config.api_base else None
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        after = _retry_after(error) if error else None
+        if after is not None:
+            return min(after, self.backoff_max)
+        delay = self.backoff_base * 2 ** (state.attempt_number - 1)
+        return min(self.backoff_max, delay) * (0.5 + random.random() / 2)
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        self.usage.retries += 1
+        error = state.outcome.exception() if state.outcome else None
+        log.info("retrying after %s (attempt %d)", type(error).__name__, state.attempt_number)
+
+    def _raise_if_fatal(self, error: Exception) -> None:
+        """Configuration errors end the run at once with one clear line; item errors are retried or recorded."""
+        litellm = _litellm()
+        where = self.config.describe()
+        if isinstance(error, litellm.AuthenticationError):
+            raise CritiqError(f"{where}: authentication failed; check --api-key-env") from None
+        if isinstance(error, (litellm.NotFoundError, litellm.PermissionDeniedError)):
+            raise CritiqError(f"{where}: {str(error).splitlines()[0][:200]}") from None
+        is_timeout = isinstance(error, litellm.Timeout)
+        if isinstance(error, litellm.APIConnectionError) and not is_timeout and not self._succeeded:
+            reason = _unreachable(self.config.api_base)
+            if reason:
+                raise CritiqError(f"--api-base {self.config.api_base}: cannot connect ({reason})") from None
+
+    def _account(self, response: Any) -> None:
+        usage = getattr(response, "usage", None)
+        if usage is not None:
+            self.usage.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
+            self.usage.completion_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
+        self.usage.cost += _cost(response)
+
+
+def _cost(response: Any) -> float:
+    """Price where litellm knows the model; self-hosted models cost zero instead of crashing."""
+    litellm = _litellm()
+    try:
+        return float(litellm.completion_cost(completion_response=response) or 0.0)
+    except Exception:
+        return 0.0
+
+
+def _unreachable(api_base: str | None) -> str | None:
+    """A quick TCP probe: the reason the server cannot be reached, or None when it accepts connections."""
+    if not api_base:
+        return None
+    url = urlparse(api_base)
+    host = url.hostname or "localhost"
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=3.0):
+            return None
+    except OSError as error:
+        return error.strerror or type(error).__name__
+
+
+def run_sync(awaitable: Awaitable[T]) -> T:
+    """Run a coroutine to completion from sync code, also when an event loop is already running (Jupyter)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_as_coroutine(awaitable))
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, _as_coroutine(awaitable)).result()
+
+
+async def _as_coroutine(awaitable: Awaitable[T]) -> T:
+    return await awaitable

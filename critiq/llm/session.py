@@ -1,0 +1,108 @@
+"""Model settings shared by every LLM command, and the context that turns them into ready clients.
+
+With no model configured and no provider key in the environment, the embedded local model is started.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from critiq.llm.cache import RequestCache
+from critiq.llm.client import LLMClient
+from critiq.llm.config import ModelConfig
+from critiq.llm.local import LocalServer, should_use_local
+from critiq.llm.usage import Budget, Usage
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CACHE = Path.home() / ".cache" / "critiq"
+
+
+class ModelSettings(BaseModel):
+    """What the ``--model``, ``--api-base``, ``--concurrency``... flags say. Holds no secret."""
+
+    model: str | None = None
+    manager_model: str | None = None
+    worker_model: str | None = None
+    api_base: str | None = None
+    api_key_env: str | None = None
+    concurrency: int = Field(default=8, ge=1)
+    cache_dir: Path | None = DEFAULT_CACHE
+    timeout: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=5, ge=0)
+    max_requests: int | None = Field(default=None, ge=1)
+    max_cost: float | None = Field(default=None, gt=0)
+    worker_max_tokens: int = Field(default=128, ge=16)
+    manager_max_tokens: int = Field(default=400, ge=32)
+    temperature: float = Field(default=0.0, ge=0)
+    schema_mode: Literal["json_schema", "json_object"] = "json_schema"
+
+
+@dataclass
+class Clients:
+    """The manager and worker clients of one run; they share a cache, a usage counter and a budget."""
+
+    manager: LLMClient
+    worker: LLMClient
+    usage: Usage
+    local: LocalServer | None = None
+
+    @property
+    def uses_local_model(self) -> bool:
+        return self.local is not None
+
+
+@contextmanager
+def open_clients(settings: ModelSettings | None = None) -> Iterator[Clients]:
+    """Yield ready clients; start (and afterwards stop) the embedded model when nothing else is configured."""
+    settings = settings or ModelSettings()
+    local: LocalServer | None = None
+    configured = settings.model or settings.manager_model or settings.worker_model
+    if should_use_local(configured) and settings.api_base is None:
+        log.info(
+            "no model configured and no API key set: using the embedded SmolLM2-135M-Instruct on llama.cpp "
+            "(tiny; its criteria are poor — pass --model for real work)"
+        )
+        local = LocalServer().start()
+    try:
+        base = settings.model or (local and local.model_config().model) or "gpt-4o-mini"
+        api_base = local.api_base if local else settings.api_base
+        cache = RequestCache(settings.cache_dir) if settings.cache_dir else None
+        usage = Usage()
+        budget = Budget(max_requests=settings.max_requests, max_cost=settings.max_cost)
+
+        def client(model: str | None, max_tokens: int) -> LLMClient:
+            config = ModelConfig(
+                model=model or base,
+                api_base=api_base,
+                api_key_env=settings.api_key_env,
+                timeout=settings.timeout,
+                max_tokens=max_tokens,
+                temperature=settings.temperature,
+                schema_mode="json_object" if local else settings.schema_mode,
+            )
+            return LLMClient(
+                config,
+                cache=cache,
+                concurrency=settings.concurrency,
+                max_retries=settings.max_retries,
+                budget=budget,
+                usage=usage,
+            )
+
+        yield Clients(
+            manager=client(settings.manager_model, settings.manager_max_tokens),
+            worker=client(settings.worker_model, settings.worker_max_tokens),
+            usage=usage,
+            local=local,
+        )
+    finally:
+        if local is not None:
+            local.stop()

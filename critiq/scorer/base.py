@@ -1,0 +1,192 @@
+"""The ``Scorer`` interface: fit on preference pairs, score texts, save and load by manifest."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+from pydantic import BaseModel
+
+from critiq.errors import CritiqError, InputError
+from critiq.io import atomic_write_json
+from critiq.scorer.data import PairLike, Preferences, split, to_preferences
+from critiq.stats import wilson_interval
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "scorer.json"
+MANIFEST_VERSION = 1
+
+
+class FitReport(BaseModel):
+    """What a fit did: sizes, held-out pairwise accuracy with its 95% Wilson interval, time."""
+
+    kind: str
+    n_train: int
+    n_valid: int
+    skipped: int = 0
+    accuracy: float | None = None
+    interval: tuple[float, float] | None = None
+    train_seconds: float
+
+    def summary(self) -> str:
+        if self.accuracy is None or self.interval is None:
+            held_out = "no held-out pairs"
+        else:
+            lo, hi = self.interval
+            held_out = f"held-out accuracy {self.accuracy:.3f} [{lo:.3f}, {hi:.3f}] on {self.n_valid} pairs"
+        return f"{self.kind}: trained on {self.n_train} pairs in {self.train_seconds:.1f}s, {held_out}"
+
+
+def pairwise_accuracy(chosen_scores: np.ndarray, rejected_scores: np.ndarray) -> tuple[int, int]:
+    """(correct, n): a pair counts as correct when the chosen text scores strictly higher."""
+    return int(np.sum(chosen_scores > rejected_scores)), len(chosen_scores)
+
+
+class Scorer(ABC):
+    """A text-quality scorer distilled from pairwise preferences with a Bradley–Terry loss."""
+
+    kind: ClassVar[str]
+    fit_report: FitReport | None = None
+
+    def fit(self, pairs: Iterable[PairLike], *, valid_fraction: float = 0.1, seed: int = 0) -> FitReport:
+        """Train on ``pairs`` (chosen = the preferred side), holding out ``valid_fraction`` for accuracy."""
+        prefs = to_preferences(pairs)
+        train, valid = split(prefs, valid_fraction, seed)
+        if prefs.skipped:
+            logger.info("skipped %d pairs without a preference", prefs.skipped)
+        start = time.perf_counter()
+        self._fit(train, seed=seed)
+        seconds = time.perf_counter() - start
+        accuracy: float | None = None
+        interval: tuple[float, float] | None = None
+        if len(valid):
+            correct, n = pairwise_accuracy(self.score(valid.chosen), self.score(valid.rejected))
+            accuracy, interval = correct / n, wilson_interval(correct, n)
+        self.fit_report = FitReport(
+            kind=self.kind,
+            n_train=len(train),
+            n_valid=len(valid),
+            skipped=prefs.skipped,
+            accuracy=accuracy,
+            interval=interval,
+            train_seconds=round(seconds, 3),
+        )
+        logger.info("%s", self.fit_report.summary())
+        return self.fit_report
+
+    @abstractmethod
+    def _fit(self, train: Preferences, *, seed: int) -> None:
+        """Fit the model on the training preferences."""
+
+    @abstractmethod
+    def score(self, texts: Sequence[str]) -> np.ndarray:
+        """One float32 score per text; higher means better."""
+
+    @abstractmethod
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable options that rebuild this scorer (stored in the manifest)."""
+
+    @abstractmethod
+    def _save(self, directory: Path) -> None:
+        """Write the model files (the manifest is written after, by ``save``)."""
+
+    @classmethod
+    @abstractmethod
+    def _load(cls, directory: Path, config: dict[str, Any]) -> Scorer:
+        """Rebuild a trained scorer from ``directory``."""
+
+    @property
+    @abstractmethod
+    def is_fitted(self) -> bool:
+        """Whether ``score`` can be called."""
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise CritiqError(f"the {self.kind} scorer is not trained: call fit() or Scorer.load()")
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Save to ``directory``; the manifest ``scorer.json`` is written last, so a torn save does not load."""
+        self._check_fitted()
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / MANIFEST).unlink(missing_ok=True)
+        self._save(path)
+        manifest = {
+            "kind": self.kind,
+            "version": MANIFEST_VERSION,
+            "config": self.config(),
+            "fit_report": self.fit_report.model_dump(mode="json") if self.fit_report else None,
+        }
+        atomic_write_json(path / MANIFEST, manifest)
+        return path
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> Scorer:
+        """Load any saved scorer; the kind is read from ``scorer.json`` in ``directory``."""
+        path = Path(directory)
+        manifest_path = path / MANIFEST
+        if not manifest_path.is_file():
+            raise InputError(f"not a saved scorer (no {MANIFEST})", source=str(path))
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise InputError(f"unreadable manifest: {error}", source=str(manifest_path)) from error
+        if not isinstance(manifest, dict) or "kind" not in manifest:
+            raise InputError("manifest has no 'kind'", source=str(manifest_path))
+        if manifest.get("version") != MANIFEST_VERSION:
+            raise InputError(f"unsupported manifest version {manifest.get('version')!r}", source=str(manifest_path))
+        scorer_cls = scorer_class(manifest["kind"])
+        if cls is not Scorer and not issubclass(scorer_cls, cls):
+            raise InputError(f"holds a {manifest['kind']} scorer, not a {cls.kind} one", source=str(path))
+        scorer = scorer_cls._load(path, dict(manifest.get("config") or {}))
+        if manifest.get("fit_report"):
+            scorer.fit_report = FitReport.model_validate(manifest["fit_report"])
+        return scorer
+
+    def as_map_fn(
+        self, text_field: str = "text", score_field: str = "score"
+    ) -> Callable[[dict[str, list[Any]]], dict[str, list[float]]]:
+        """A function for ``datasets.Dataset.map(fn, batched=True)`` adding a ``score_field`` column."""
+
+        def score_batch(batch: dict[str, list[Any]]) -> dict[str, list[float]]:
+            if text_field not in batch:
+                raise CritiqError(f"no field '{text_field}' in the batch (fields: {', '.join(batch)})")
+            return {score_field: self.score(batch[text_field]).tolist()}
+
+        return score_batch
+
+
+SCORERS: dict[str, type[Scorer]] = {}
+
+S = TypeVar("S", bound=type[Scorer])
+
+
+def register(cls: S) -> S:
+    """Class decorator: make a scorer available by its ``kind`` to ``make_scorer`` and ``Scorer.load``."""
+    SCORERS[cls.kind] = cls
+    return cls
+
+
+def scorer_class(kind: str) -> type[Scorer]:
+    """The registered class for ``kind`` (``-`` and ``_`` are interchangeable)."""
+    key = kind.replace("-", "_")
+    if key not in SCORERS:
+        raise CritiqError(f"unknown scorer kind '{kind}'; choose from {', '.join(sorted(SCORERS))}")
+    return SCORERS[key]
+
+
+def make_scorer(kind: str, **options: Any) -> Scorer:
+    """Build an untrained scorer of ``kind`` with ``options``."""
+    scorer_cls = scorer_class(kind)
+    try:
+        return scorer_cls(**options)
+    except TypeError as error:
+        raise CritiqError(f"bad option for the {kind} scorer: {error}") from error

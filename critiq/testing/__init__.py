@@ -1,0 +1,1 @@
+"""Test helpers shipped with critiq: a fault-injecting OpenAI-compatible server."""

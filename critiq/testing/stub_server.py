@@ -1,0 +1,225 @@
+"""A real OpenAI-compatible HTTP server for tests and benchmarks, with per-request fault injection.
+
+Run it as ``python -m critiq.testing.stub_server --port 8123`` or use :class:`StubServer` (a subprocess).
+Faults are queued with ``POST /_script`` (a JSON list consumed one per chat request); after the queue is empty
+each request gets a valid answer. Actions:
+
+``ok`` · ``429`` or ``429:SECONDS`` (with Retry-After) · ``500`` · ``503`` · ``slow:SECONDS`` · ``reset`` (drop the
+connection) · ``empty`` · ``nonjson`` · ``missing`` (JSON without the required fields) · ``refusal`` ·
+``text:CONTENT`` (this exact content).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+import httpx
+
+
+def sample_instance(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> Any:
+    """A minimal value that validates against a (pydantic-generated) JSON schema."""
+    defs = defs if defs is not None else schema.get("$defs", {})
+    if "$ref" in schema:
+        return sample_instance(defs[schema["$ref"].split("/")[-1]], defs)
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in schema:
+            return sample_instance(schema[key][0], defs)
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "const" in schema:
+        return schema["const"]
+    kind = schema.get("type", "object")
+    if kind == "object":
+        return {name: sample_instance(sub, defs) for name, sub in schema.get("properties", {}).items()}
+    if kind == "array":
+        return [sample_instance(schema.get("items", {}), defs) for _ in range(max(1, schema.get("minItems", 1)))]
+    if kind == "string":
+        return "stub answer"[: schema.get("maxLength", 64)] or "x"
+    if kind in ("integer", "number"):
+        return schema.get("minimum", 1)
+    if kind == "boolean":
+        return True
+    return None
+
+
+class _State:
+    def __init__(self, delay: float) -> None:
+        self.script: list[str] = []
+        self.delay = delay
+        self.counts: Counter[str] = Counter()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.requests: list[dict[str, Any]] = []
+        self.keep_requests = False
+
+
+def _reply(body: dict[str, Any], content: str) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-stub",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "stub"),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    }
+
+
+def _valid_content(body: dict[str, Any]) -> str:
+    fmt = body.get("response_format") or {}
+    schema = (fmt.get("json_schema") or {}).get("schema") or fmt.get("schema")
+    return json.dumps(sample_instance(schema)) if schema else "stub answer"
+
+
+def build_app(delay: float = 0.0) -> Any:
+    from aiohttp import web
+
+    state = _State(delay)
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        if state.keep_requests:
+            state.requests.append(body)
+        action = state.script.pop(0) if state.script else "ok"
+        name, _, arg = action.partition(":")
+        state.counts[name] += 1
+        state.in_flight += 1
+        state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        try:
+            if state.delay:
+                await asyncio.sleep(state.delay)
+            if name == "429":
+                headers = {"Retry-After": arg} if arg else {}
+                return web.json_response(
+                    {"error": {"message": "rate limited", "type": "rate_limit"}}, status=429, headers=headers
+                )
+            if name in ("500", "503"):
+                return web.json_response({"error": {"message": f"server error {name}"}}, status=int(name))
+            if name == "slow":
+                await asyncio.sleep(float(arg or 5))
+            if name == "reset":
+                if request.transport is not None:
+                    request.transport.abort()
+                return web.Response(status=500)
+            content = {
+                "empty": "",
+                "nonjson": "I think A is better because it is cleaner.",
+                "missing": json.dumps({"unexpected": "field"}),
+                "refusal": "I'm sorry, but I can't help with that request.",
+                "text": arg,
+            }.get(name)
+            return web.json_response(_reply(body, _valid_content(body) if content is None else content))
+        finally:
+            state.in_flight -= 1
+
+    async def set_script(request: web.Request) -> web.Response:
+        data = await request.json()
+        state.script = list(data.get("script", []))
+        state.delay = float(data.get("delay", state.delay))
+        state.keep_requests = bool(data.get("keep_requests", state.keep_requests))
+        if data.get("reset_counts"):
+            state.counts.clear()
+            state.max_in_flight = 0
+            state.requests.clear()
+        return web.json_response({"ok": True})
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "counts": dict(state.counts),
+                "total": sum(state.counts.values()),
+                "max_in_flight": state.max_in_flight,
+                "pending": len(state.script),
+                "requests": state.requests,
+            }
+        )
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "stub", "object": "model"}]})
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_get("/v1/models", models)
+    app.router.add_post("/_script", set_script)
+    app.router.add_get("/_stats", stats)
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class StubServer:
+    """Start the stub server in a subprocess on 127.0.0.1; a context manager."""
+
+    def __init__(self, port: int | None = None, delay: float = 0.0) -> None:
+        self.port = port or free_port()
+        self.delay = delay
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> StubServer:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "critiq.testing.stub_server", "--port", str(self.port), "--delay", str(self.delay)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                httpx.get(f"{self.api_base}/models", timeout=1.0)
+                return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("stub server did not start")
+
+    def script(self, actions: list[str], *, delay: float | None = None, keep_requests: bool = False) -> None:
+        payload: dict[str, Any] = {"script": actions, "reset_counts": True, "keep_requests": keep_requests}
+        if delay is not None:
+            payload["delay"] = delay
+        httpx.post(f"http://127.0.0.1:{self.port}/_script", json=payload, timeout=5).raise_for_status()
+
+    def stats(self) -> dict[str, Any]:
+        return httpx.get(f"http://127.0.0.1:{self.port}/_stats", timeout=5).json()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            self.process = None
+
+    def __enter__(self) -> StubServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main() -> None:
+    from aiohttp import web
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=8123)
+    parser.add_argument("--delay", type=float, default=0.0)
+    args = parser.parse_args()
+    web.run_app(build_app(args.delay), host="127.0.0.1", port=args.port, print=None, backlog=4096, access_log=None)
+
+
+if __name__ == "__main__":
+    main()
