@@ -160,7 +160,9 @@ def score_corpus(
         sink.abort()
         raise
     summary = stats.summary(out_path, "datasets", time.perf_counter() - start)
-    logger.info("scored %d records in %.1fs (%.0f/s) -> %s", summary.n, summary.seconds, summary.docs_per_second, out_path)
+    logger.info(
+        "scored %d records in %.1fs (%.0f/s) -> %s", summary.n, summary.seconds, summary.docs_per_second, out_path
+    )
     return summary
 
 
@@ -247,5 +249,11 @@ def select_file(
         tokens_selected=int(token_counts[keep].sum()),
         min_score=float(scores[keep].min()) if keep.any() else None,
     )
-    logger.info("selected %d of %d records (%d tokens) -> %s", summary.n_selected, summary.n_total, summary.tokens_selected, out_path)
+    logger.info(
+        "selected %d of %d records (%d tokens) -> %s",
+        summary.n_selected,
+        summary.n_total,
+        summary.tokens_selected,
+        out_path,
+    )
     return summary

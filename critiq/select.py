@@ -33,7 +33,11 @@ def _validate(
     token_counts: Sequence[int] | np.ndarray | None,
     temperature: float,
 ) -> None:
-    chosen = [name for name, value in (("--top-k", top_k), ("--fraction", fraction), ("--tokens", tokens)) if value is not None]
+    chosen = [
+        name
+        for name, value in (("--top-k", top_k), ("--fraction", fraction), ("--tokens", tokens))
+        if value is not None
+    ]
     if len(chosen) != 1:
         given = f" (got {', '.join(chosen)})" if chosen else ""
         raise CritiqError(f"choose exactly one of --top-k, --fraction, --tokens{given}")
@@ -88,5 +92,7 @@ def select(
     cumulative = np.cumsum(counts[order])
     stop = int(np.searchsorted(cumulative, tokens, side="left")) + 1
     if stop > n:
-        logger.warning("--tokens %d exceeds the corpus total of %d tokens; selecting all", tokens, int(cumulative[-1]) if n else 0)
+        logger.warning(
+            "--tokens %d exceeds the corpus total of %d tokens; selecting all", tokens, int(cumulative[-1]) if n else 0
+        )
     return order[: min(stop, n)]

@@ -18,9 +18,10 @@ import csv
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -31,6 +32,31 @@ log = logging.getLogger(__name__)
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 _PREFERRED = {"a": "a", "b": "b", "A": "a", "B": "b"}
+
+
+class Loc(NamedTuple):
+    """Where a row came from: ``number`` (1-based row or item, used for default ids) and, for text files, the
+    physical ``line`` that error messages name (``file:line``); without one they name ``item N`` / ``row N``."""
+
+    number: int
+    line: int | None = None
+    unit: str = "row"
+
+    def describe(self) -> str:
+        return f"line {self.line}" if self.line is not None else f"{self.unit} {self.number}"
+
+    def error(self, reason: str, label: str) -> InputError:
+        if self.line is not None:
+            return InputError(reason, source=label, line=self.line)
+        return InputError(f"{self.unit} {self.number}: {reason}", source=label)
+
+
+class ScanResult(NamedTuple):
+    """What :func:`scan_examples` found: the first example, the row count and how many texts were truncated."""
+
+    first: Example
+    count: int
+    truncated: int
 
 
 def load_examples(
@@ -45,25 +71,19 @@ def load_examples(
     ``max_chars`` truncates longer texts (with one warning). ``require_labels`` refuses unlabelled rows.
     """
     label = name or _describe(source)
-    rows = _rows(source, label)
     examples: list[Example] = []
-    seen: dict[str, int] = {}
+    seen: dict[str, Loc] = {}
     truncated = 0
-    for line, row in rows:
-        example, cut = _parse_row(row, label, line, max_chars)
+    for loc, row in _rows(source, label):
+        example, cut = _parse_row(row, label, loc, max_chars)
         truncated += cut
         if require_labels and _label_of(example) is None:
-            raise InputError("row has no label (preferred / answer / label)", source=label, line=line)
-        if example.id in seen:
-            raise InputError(f"duplicate id {example.id!r} (first at line {seen[example.id]})", source=label, line=line)
-        seen[example.id] = line
-        if examples and type(example) is not type(examples[0]):
-            raise InputError("mixes pairwise and pointwise rows", source=label, line=line)
+            raise loc.error("row has no label (preferred / answer / label)", label)
+        _check_new(example, examples[0] if examples else None, seen, loc, label)
         examples.append(example)
     if not examples:
         raise InputError("no rows", source=label)
-    if truncated:
-        log.warning("%s: truncated %d texts to %d characters (--max-chars)", label, truncated, max_chars)
+    _warn_truncated(label, truncated, max_chars)
     return examples
 
 
@@ -75,32 +95,85 @@ def load_pairs(source: str | Path | Any, **options: Any) -> list[Pair]:
     return examples  # type: ignore[return-value]
 
 
-def iter_examples(path: str | Path, *, max_chars: int | None = None, text_field: str = "text") -> Iterator[Example]:
+def iter_examples(
+    path: str | Path, *, max_chars: int | None = None, text_field: str = "text", warn: bool = True
+) -> Iterator[Example]:
     """Stream examples from a JSONL file line by line (for corpora that do not fit in memory).
 
-    ``text_field`` names the text column of pointwise rows. Bad rows and duplicate ids raise as in
-    :func:`load_examples`; rows before them have already been yielded.
+    ``text_field`` names the text column of pointwise rows. Bad rows, duplicate ids and a mix of pairs and points
+    raise as in :func:`load_examples`; rows before them have already been yielded (use :func:`scan_examples` first
+    to check a whole file before writing anything). Truncation by ``max_chars`` is logged (once, at the first
+    truncated text) unless ``warn`` is false. Other file types are loaded whole and yielded.
     """
     label = str(path)
-    seen: set[str] = set()
-    with _check_path(Path(path)).open("rb") as handle:
+    file = _check_path(Path(path))
+    if file.is_dir() or file.suffix.lower() != ".jsonl":
+        rows: Iterable[tuple[Loc, Mapping[str, Any]]] = _rows(file, label)
+    else:
+        rows = _stream_jsonl(file, label)
+    seen: dict[str, Loc] = {}
+    first: Example | None = None
+    for loc, row in rows:
+        if text_field != "text" and text_field in row:
+            row = {**row, "text": row[text_field]}
+        example, cut = _parse_row(row, label, loc, max_chars)
+        if cut and warn:
+            warn = False
+            log.warning(
+                "%s:%s: texts longer than %d characters are truncated (--max-chars)", label, loc.line, max_chars
+            )
+        _check_new(example, first, seen, loc, label)
+        first = first or example
+        yield example
+
+
+def scan_examples(path: str | Path, *, max_chars: int | None = None, text_field: str = "text") -> ScanResult:
+    """Read a whole file once without keeping it: every row is checked as :func:`iter_examples` would.
+
+    Raises ``InputError`` (naming ``file:line``) for the first bad row, or for a file without rows; logs one warning
+    when ``max_chars`` truncates texts. Run it before a streaming pass that writes output, so bad input leaves
+    nothing half-written.
+    """
+    first: Example | None = None
+    count = truncated = 0
+    for example in iter_examples(path, max_chars=None, text_field=text_field, warn=False):
+        first = first or example
+        count += 1
+        if max_chars is not None:
+            texts = [example.a, example.b] if isinstance(example, Pair) else [example.text]
+            truncated += sum(len(t) > max_chars for t in texts)
+    if first is None:
+        raise InputError("no rows", source=str(path))
+    _warn_truncated(str(path), truncated, max_chars)
+    return ScanResult(first, count, truncated)
+
+
+def _stream_jsonl(path: Path, label: str) -> Iterator[tuple[Loc, Mapping[str, Any]]]:
+    with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as error:
                 raise InputError(
                     f"not valid UTF-8 (byte 0x{raw[error.start]:02x})", source=label, line=number
                 ) from None
-            if not line.strip():
-                continue
-            row = _json_line(line, label, number)
-            if text_field != "text" and text_field in row:
-                row = {**row, "text": row[text_field]}
-            example = _parse_row(row, label, number, max_chars)[0]
-            if example.id in seen:
-                raise InputError(f"duplicate id {example.id!r}", source=label, line=number)
-            seen.add(example.id)
-            yield example
+            if line.strip():
+                yield Loc(number, number, "line"), _json_line(line, label, number)
+
+
+def _check_new(example: Example, first: Example | None, seen: dict[str, Loc], loc: Loc, label: str) -> None:
+    """Refuse a repeated id, and a pointwise row among pairs (or the reverse)."""
+    if example.id in seen:
+        raise loc.error(f"duplicate id {example.id!r} (first at {seen[example.id].describe()})", label)
+    seen[example.id] = loc
+    if first is not None and type(example) is not type(first):
+        kind = "pairwise" if isinstance(first, Pair) else "pointwise"
+        raise loc.error(f"mixes pairwise and pointwise rows (the first row is {kind})", label)
+
+
+def _warn_truncated(label: str, truncated: int, max_chars: int | None) -> None:
+    if truncated:
+        log.warning("%s: truncated %d texts to %d characters (--max-chars)", label, truncated, max_chars)
 
 
 def _label_of(example: Example) -> Any:
@@ -125,13 +198,13 @@ def _check_path(path: Path) -> Path:
     return path
 
 
-def _rows(source: Any, label: str) -> list[tuple[int, Mapping[str, Any]]]:
+def _rows(source: Any, label: str) -> list[tuple[Loc, Mapping[str, Any]]]:
     if isinstance(source, (str, Path)):
         path = _check_path(Path(source))
         if path.is_dir():
             import datasets
 
-            return list(enumerate(datasets.load_from_disk(str(path)), start=1))
+            return _numbered(datasets.load_from_disk(str(path)), "row")
         suffix = path.suffix.lower()
         if suffix == ".jsonl":
             return list(_jsonl_rows(path, label))
@@ -145,10 +218,19 @@ def _rows(source: Any, label: str) -> list[tuple[int, Mapping[str, Any]]]:
             f"unsupported file type {suffix or '(none)'!r}; use one of {', '.join(SUFFIXES)}", source=label
         )
     if hasattr(source, "to_dict") and hasattr(source, "columns"):  # pandas DataFrame
-        return list(enumerate(source.to_dict(orient="records"), start=1))
+        return _numbered(source.to_dict(orient="records"), "row")
     if isinstance(source, Iterable) and not isinstance(source, (str, bytes, Mapping)):
-        return list(enumerate(source, start=1))  # datasets.Dataset and lists of dicts iterate as rows
+        return _numbered(source, "row")  # datasets.Dataset and lists of dicts iterate as rows
     raise InputError(f"cannot load examples from a {type(source).__name__}")
+
+
+def _numbered(rows: Iterable[Any], unit: str) -> list[tuple[Loc, Mapping[str, Any]]]:
+    out = []
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, Mapping):
+            raise Loc(number, None, unit).error(f"expected a mapping, got {type(row).__name__}", "input")
+        out.append((Loc(number, None, unit), row))
+    return out
 
 
 def _read_text(path: Path, label: str) -> str:
@@ -170,42 +252,82 @@ def _json_line(line: str, label: str, number: int) -> dict[str, Any]:
     return row
 
 
-def _jsonl_rows(path: Path, label: str) -> Iterator[tuple[int, Mapping[str, Any]]]:
+def _jsonl_rows(path: Path, label: str) -> Iterator[tuple[Loc, Mapping[str, Any]]]:
     for number, line in enumerate(_read_text(path, label).splitlines(), start=1):
         if line.strip():
-            yield number, _json_line(line, label, number)
+            yield Loc(number, number, "line"), _json_line(line, label, number)
 
 
-def _json_rows(path: Path, label: str) -> list[tuple[int, Mapping[str, Any]]]:
+def _json_rows(path: Path, label: str) -> list[tuple[Loc, Mapping[str, Any]]]:
+    text = _read_text(path, label)
     try:
-        data = json.loads(_read_text(path, label))
+        data = json.loads(text)
     except json.JSONDecodeError as error:
         raise InputError(f"malformed JSON ({error.msg})", source=label, line=error.lineno) from None
+    lines = _json_item_lines(text) if isinstance(data, list) else None
     if isinstance(data, dict):
         data = data.get("data", data.get("examples", data.get("pairs")))
     if not isinstance(data, list):
         raise InputError("expected a JSON list of objects (or {'data': [...]})", source=label)
+    rows = []
     for index, row in enumerate(data, start=1):
+        loc = Loc(index, lines[index - 1] if lines else None, "item")
         if not isinstance(row, dict):
-            raise InputError(f"item {index} is not an object", source=label)
-    return list(enumerate(data, start=1))
+            raise loc.error(f"expected a JSON object, got {type(row).__name__}", label)
+        rows.append((loc, row))
+    return rows
 
 
-def _csv_rows(path: Path, label: str) -> list[tuple[int, Mapping[str, Any]]]:
+def _json_item_lines(text: str) -> list[int] | None:
+    """The line on which each item of a top-level JSON list starts (the text is known to be valid JSON)."""
+    decoder = json.JSONDecoder()
+    position, line, counted = 0, 1, 0
+    lines: list[int] = []
+
+    def skip(at: int) -> int:
+        while at < len(text) and text[at] in " \t\r\n\ufeff":
+            at += 1
+        return at
+
+    position = skip(position)
+    if position >= len(text) or text[position] != "[":
+        return None
+    position = skip(position + 1)
+    while position < len(text) and text[position] != "]":
+        line += text.count("\n", counted, position)
+        counted = position
+        lines.append(line)
+        _, position = decoder.raw_decode(text, position)
+        position = skip(position)
+        if position < len(text) and text[position] == ",":
+            position = skip(position + 1)
+    return lines
+
+
+def _csv_rows(path: Path, label: str) -> list[tuple[Loc, Mapping[str, Any]]]:
     text = _read_text(path, label)
     reader = csv.DictReader(text.splitlines(keepends=True))
-    # DictReader's line_num counts physical lines, so multi-line cells still give the right line.
-    return [(reader.line_num, row) for row in reader]
+    rows = []
+    try:
+        for number, row in enumerate(reader, start=1):
+            # DictReader's line_num counts physical lines, so multi-line cells still give the (last) right line.
+            loc = Loc(number, reader.line_num, "line")
+            if None in row:
+                raise loc.error(f"more fields than the header's {len(reader.fieldnames or [])}", label)
+            rows.append((loc, row))
+    except csv.Error as error:
+        raise InputError(f"malformed CSV ({error})", source=label, line=reader.line_num) from None
+    return rows
 
 
-def _parquet_rows(path: Path, label: str) -> list[tuple[int, Mapping[str, Any]]]:
+def _parquet_rows(path: Path, label: str) -> list[tuple[Loc, Mapping[str, Any]]]:
     import pyarrow.parquet as pq
 
     try:
         table = pq.read_table(path)
     except Exception as error:  # pyarrow raises several types for corrupt files
         raise InputError(f"unreadable parquet ({error})", source=label) from None
-    return list(enumerate(table.to_pylist(), start=1))
+    return _numbered(table.to_pylist(), "row")
 
 
 def _truncate(text: Any, max_chars: int | None) -> tuple[Any, int]:
@@ -214,9 +336,15 @@ def _truncate(text: Any, max_chars: int | None) -> tuple[Any, int]:
     return text, 0
 
 
-def _parse_row(row: Mapping[str, Any], label: str, line: int, max_chars: int | None) -> tuple[Example, int]:
+def _missing(value: Any) -> bool:
+    """None, an empty string, or a NaN (how pandas fills missing cells)."""
+    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
+
+
+def _parse_row(row: Mapping[str, Any], label: str, loc: Loc, max_chars: int | None) -> tuple[Example, int]:
+    row = {key: None if _missing(value) else value for key, value in row.items()}
     row_id = row.get("id")
-    row_id = f"{Path(label).stem}-{line}" if row_id in (None, "") else str(row_id)
+    row_id = f"{Path(label).stem}-{loc.number}" if row_id is None else _id_text(row_id)
     extra = {k: v for k, v in row.items() if k not in _KNOWN}
     metadata = dict(row.get("metadata") or {}) | extra
     domain = row.get("domain") or None
@@ -245,12 +373,17 @@ def _parse_row(row: Mapping[str, Any], label: str, line: int, max_chars: int | N
             )
             return point, cut
     except (ValueError, ValidationError) as error:
-        raise InputError(_reason(error), source=label, line=line) from None
-    raise InputError(
-        "unknown layout: expected {a, b, preferred}, {A, B, answer}, {chosen, rejected} or {text, label}",
-        source=label,
-        line=line,
+        raise loc.error(_reason(error), label) from None
+    raise loc.error(
+        "unknown layout: expected {a, b, preferred}, {A, B, answer}, {chosen, rejected} or {text, label}", label
     )
+
+
+def _id_text(value: Any) -> str:
+    """Ids as text; a whole float (pandas turns an int column with gaps into floats) loses its ``.0``."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 _KNOWN = {"id", "a", "b", "preferred", "A", "B", "answer", "chosen", "rejected", "text", "label", "domain", "metadata"}
@@ -283,7 +416,7 @@ def _require_text(value: Any, field: str) -> str:
 
 
 def _preference(value: Any) -> str | None:
-    if value is None or value == "":
+    if _missing(value):
         return None
     if isinstance(value, str) and value.strip() in _PREFERRED:
         return _PREFERRED[value.strip()]
@@ -291,9 +424,11 @@ def _preference(value: Any) -> str | None:
 
 
 def _point_label(value: Any) -> int | None:
-    if value is None or value == "":
+    if _missing(value):
         return None
-    if isinstance(value, bool):
+    if isinstance(value, bool) or type(value).__name__ == "bool_":  # numpy booleans too
+        return int(bool(value))
+    if isinstance(value, float) and value in (0.0, 1.0):  # pandas: an int column with gaps becomes float
         return int(value)
     if str(value).strip() in ("0", "1"):
         return int(str(value).strip())

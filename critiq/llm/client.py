@@ -20,6 +20,7 @@ from critiq.errors import CritiqError
 from critiq.llm.cache import RequestCache, request_key
 from critiq.llm.config import ModelConfig
 from critiq.llm.structured import parse_reply, response_format
+from critiq.llm.transport import DirectTransport, TransportError, wants_direct
 from critiq.llm.usage import Budget, Usage
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,9 @@ def _status(error: BaseException) -> int | None:
 
 
 def _retryable(error: BaseException) -> bool:
+    if isinstance(error, TransportError):
+        status = error.status_code
+        return error.timeout or error.connection or (status is not None and (status == 429 or status >= 500))
     litellm = _litellm()
     if isinstance(
         error,
@@ -117,6 +121,7 @@ class LLMClient:
         backoff_max: float = 30.0,
         budget: Budget | None = None,
         usage: Usage | None = None,
+        direct: bool = True,
     ) -> None:
         self.config = config
         self.cache = cache
@@ -133,6 +138,11 @@ class LLMClient:
             weakref.WeakKeyDictionary()
         )
         self._check_model()
+        self._direct = (
+            DirectTransport(config.api_base, timeout=config.timeout, max_connections=self.concurrency)  # type: ignore[arg-type]
+            if direct and wants_direct(config.model, config.api_base)
+            else None
+        )
 
     # ---------------------------------------------------------------- public
     async def complete(
@@ -248,25 +258,41 @@ class LLMClient:
                     self.in_flight += 1
                     self.max_in_flight = max(self.max_in_flight, self.in_flight)
                     try:
-                        response = await litellm.acompletion(
-                            model=self.config.model,
-                            messages=messages,
-                            api_base=self.config.api_base,
-                            api_key=self.config.api_key() or self._placeholder_key(),
-                            timeout=self.config.timeout,
-                            num_retries=0,
-                            max_retries=0,
-                            **request,
-                        )
+                        text = await self._post(litellm, messages, request)
                     except Exception as error:
                         self._raise_if_fatal(error)
                         raise
                     finally:
                         self.in_flight -= 1
-                self._account(response)
                 self._succeeded = True
-                return response.choices[0].message.content or ""
+                return text
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _post(self, litellm: Any, messages: Messages, request: dict[str, Any]) -> str:
+        """One HTTP attempt: the direct transport for OpenAI-compatible servers, litellm for every provider."""
+        key = self.config.api_key() or self._placeholder_key()
+        if self._direct is not None:
+            reply = await self._direct.chat(self.config.model, messages, key, request)
+            self.usage.prompt_tokens += reply.prompt_tokens
+            self.usage.completion_tokens += reply.completion_tokens
+            return reply.content
+        response = await litellm.acompletion(
+            model=self.config.model,
+            messages=messages,
+            api_base=self.config.api_base,
+            api_key=key,
+            timeout=self.config.timeout,
+            num_retries=0,
+            max_retries=0,
+            **request,
+        )
+        self._account(response)
+        return response.choices[0].message.content or ""
+
+    async def aclose(self) -> None:
+        """Close pooled connections of the current event loop."""
+        if self._direct is not None:
+            await self._direct.aclose()
 
     def _placeholder_key(self) -> str | None:
         # OpenAI-compatible local servers need *a* key string; it is not a secret and is never stored.
@@ -289,6 +315,16 @@ class LLMClient:
         """Configuration errors end the run at once with one clear line; item errors are retried or recorded."""
         litellm = _litellm()
         where = self.config.describe()
+        if isinstance(error, TransportError):
+            if error.status_code in (401, 403):
+                raise CritiqError(f"{where}: authentication failed (HTTP {error.status_code}); check --api-key-env")
+            if error.status_code == 404:
+                raise CritiqError(f"{where}: not found (HTTP 404); check --model and --api-base")
+            if error.connection and not self._succeeded:
+                reason = _unreachable(self.config.api_base)
+                if reason:
+                    raise CritiqError(f"--api-base {self.config.api_base}: cannot connect ({reason})") from None
+            return
         if isinstance(error, litellm.AuthenticationError):
             raise CritiqError(f"{where}: authentication failed; check --api-key-env") from None
         if isinstance(error, (litellm.NotFoundError, litellm.PermissionDeniedError)):
@@ -307,12 +343,21 @@ class LLMClient:
         self.usage.cost += _cost(response)
 
 
+def _register_free_if_unknown(litellm: Any, model: str, provider: str) -> None:
+    """A self-hosted model litellm has no price for is registered at zero cost (instead of failing lookups)."""
+    bare = model.split("/", 1)[1] if model.startswith(f"{provider}/") else model
+    if model in litellm.model_cost or bare in litellm.model_cost:
+        return
+    free = {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0, "litellm_provider": provider, "mode": "chat"}
+    litellm.register_model({model: free, bare: free})
+
+
 def _cost(response: Any) -> float:
-    """Price where litellm knows the model; self-hosted models cost zero instead of crashing."""
-    litellm = _litellm()
+    """The price litellm already computed for this response (zero for self-hosted models)."""
+    hidden = getattr(response, "_hidden_params", None) or {}
     try:
-        return float(litellm.completion_cost(completion_response=response) or 0.0)
-    except Exception:
+        return float(hidden.get("response_cost") or 0.0)
+    except (TypeError, ValueError):
         return 0.0
 
 
@@ -343,4 +388,9 @@ def run_sync(awaitable: Awaitable[T]) -> T:
 
 
 async def _as_coroutine(awaitable: Awaitable[T]) -> T:
-    return await awaitable
+    try:
+        return await awaitable
+    finally:
+        from critiq.llm.transport import close_loop_sessions
+
+        await close_loop_sessions()

@@ -157,8 +157,7 @@ class CritiQFlow:
     async def _run(self, state: RunState, run: RunDir, train: list[Example], worker: Worker, manager: Manager) -> None:
         gold = {e.id: example_gold(e) for e in train}
         if state.step == "start":
-            self._tick("warm-up", 0, len(train))
-            state.notes = await manager.warm_up(train)
+            state.notes = await manager.warm_up(train, progress=lambda d, t: self._tick("warm-up", d, t))
             state.slots = [
                 Slot(id=i, current=c) for i, c in enumerate(await self._initial(state, train, worker, manager))
             ]
@@ -194,6 +193,7 @@ class CritiQFlow:
         if missing > 0:
             self._tick("propose", 0, missing)
             chosen += await manager.propose(missing, chosen, [])
+            self._tick("propose", missing, missing)
         return chosen
 
     async def _retrieve(self, state: RunState, train: list[Example], worker: Worker, room: int) -> list[Criterion]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel, Field
 
@@ -53,7 +53,9 @@ def jaccard(left: set[str], right: set[str]) -> float:
 def is_placeholder(text: str) -> bool:
     """The reply echoed the prompt's format hint instead of writing a criterion (small models do)."""
     lowered = text.lower()
-    return ("<" in text and ">" in text) or lowered in {"snake_case_name", "name"} or "one to three sentences" in lowered
+    return (
+        ("<" in text and ">" in text) or lowered in {"snake_case_name", "name"} or "one to three sentences" in lowered
+    )
 
 
 def is_new(name: str, description: str, taken: Sequence[Criterion], threshold: float = 0.3) -> bool:
@@ -93,7 +95,9 @@ class Manager:
             size += len(note) + 1
         return self.prompts.render("notes", notes="\n".join(lines) or "-")
 
-    async def warm_up(self, examples: Sequence[Example]) -> list[str]:
+    async def warm_up(
+        self, examples: Sequence[Example], progress: Callable[[int, int], None] | None = None
+    ) -> list[str]:
         """Ask why the human-preferred text is better, for each example; keep the answers as notes."""
 
         async def one(index: int, example: Example) -> str | None:
@@ -115,7 +119,17 @@ class Manager:
                 return None
             return f"- example {index + 1} ({gold} preferred): {reply.parsed.reason.strip()}"  # type: ignore[attr-defined]
 
-        notes = await asyncio.gather(*(one(i, e) for i, e in enumerate(examples)))
+        done = 0
+
+        async def counted(index: int, example: Example) -> str | None:
+            nonlocal done
+            note = await one(index, example)
+            done += 1
+            if progress is not None:
+                progress(done, len(examples))
+            return note
+
+        notes = await asyncio.gather(*(counted(i, e) for i, e in enumerate(examples)))
         self.notes = [n for n in notes if n]
         return self.notes
 

@@ -72,6 +72,8 @@ def fit_linear_bt(
         method="L-BFGS-B",
         options={"maxiter": max_iter, "gtol": tol, "ftol": 1e-9},
     )
-    logger.debug("BT fit: %d pairs, %d/%d features, %d iterations, loss %.4f", len(chosen), len(kept), d, result.nit, result.fun)
+    logger.debug(
+        "BT fit: %d pairs, %d/%d features, %d iterations, loss %.4f", len(chosen), len(kept), d, result.nit, result.fun
+    )
     weights[kept] = result.x.astype(np.float32)
     return weights

@@ -73,7 +73,9 @@ def iter_tables(source: Any, batch_size: int, text_field: str) -> Iterator[pa.Ta
         else:
             yield from _iter_jsonl(path, batch_size, text_field)
     else:
-        raise InputError("unsupported corpus format; use .jsonl, .json, .parquet or a datasets directory", source=str(path))
+        raise InputError(
+            "unsupported corpus format; use .jsonl, .json, .parquet or a datasets directory", source=str(path)
+        )
 
 
 def _check_table(table: pa.Table, text_field: str, source: str, first_row: int) -> pa.Table:
@@ -112,14 +114,16 @@ def _iter_parquet(path: Path, batch_size: int, text_field: str) -> Iterator[pa.T
 
 
 def _rows_to_table(rows: list[dict[str, Any]], lines: list[int], text_field: str, path: Path) -> pa.Table:
-    for record, line in zip(rows, lines):
+    for record, line in zip(rows, lines, strict=True):
         if not isinstance(record.get(text_field), str):
             problem = "missing" if text_field not in record else f"not text ({type(record[text_field]).__name__})"
             raise InputError(f"field '{text_field}' is {problem}", source=str(path), line=line)
     try:
         return pa.Table.from_pylist(rows)
     except (pa.ArrowException, TypeError, ValueError) as error:
-        raise InputError(f"lines {lines[0]}-{lines[-1]}: inconsistent field types: {error}", source=str(path)) from error
+        raise InputError(
+            f"lines {lines[0]}-{lines[-1]}: inconsistent field types: {error}", source=str(path)
+        ) from error
 
 
 def _iter_jsonl(path: Path, batch_size: int, text_field: str) -> Iterator[pa.Table]:

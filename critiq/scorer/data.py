@@ -71,7 +71,7 @@ def split(prefs: Preferences, valid_fraction: float, seed: int) -> tuple[Prefere
     n = len(prefs)
     if n == 0:
         raise CritiqError("no labelled pairs to fit on (every pair lacks a preference)")
-    n_valid = int(round(n * valid_fraction))
+    n_valid = round(n * valid_fraction)
     if valid_fraction > 0 and n >= 2:
         n_valid = max(1, n_valid)
     n_valid = min(n_valid, n - 1)

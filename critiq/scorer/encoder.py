@@ -95,7 +95,9 @@ class EncoderScorer(Scorer):
             try:
                 from sentence_transformers import SentenceTransformer
             except ImportError as error:
-                raise CritiqError("the encoder scorer needs `pip install 'critiq[scorer]'` (sentence-transformers)") from error
+                raise CritiqError(
+                    "the encoder scorer needs `pip install 'critiq[scorer]'` (sentence-transformers)"
+                ) from error
             path = self._encoder_path or self.model_name or default_encoder_path()
             try:
                 self._encoder = SentenceTransformer(path, device=self.device)

@@ -116,7 +116,7 @@ class RewardModelScorer(Scorer):
         limit = self.max_length - int(append_eos)
         ids = tokenizer(list(texts), truncation=True, max_length=limit, add_special_tokens=True)["input_ids"]
         if append_eos:
-            ids = [row if row and row[-1] == eos else row + [eos] for row in ids]
+            ids = [row if row and row[-1] == eos else [*row, eos] for row in ids]
         return [row[: self.max_length] for row in ids]
 
     def tokenizer(self) -> Any:
@@ -145,7 +145,9 @@ class RewardModelScorer(Scorer):
         tokenizer = self.tokenizer()
         model = transformers.AutoModelForSequenceClassification.from_pretrained(self.model_name, num_labels=1)
         model.config.pad_token_id = tokenizer.pad_token_id
-        dataset = datasets.Dataset.from_dict({"chosen_ids": self.encode(train.chosen), "rejected_ids": self.encode(train.rejected)})
+        dataset = datasets.Dataset.from_dict(
+            {"chosen_ids": self.encode(train.chosen), "rejected_ids": self.encode(train.rejected)}
+        )
         cuda = torch.cuda.is_available() and self._torch_device().startswith("cuda")
         options: dict[str, Any] = {
             "num_train_epochs": self.epochs,
@@ -191,7 +193,9 @@ class RewardModelScorer(Scorer):
             device = self._torch_device()
             dtype = torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
             assert self._model_dir is not None
-            self._model = transformers.AutoModelForSequenceClassification.from_pretrained(str(self._model_dir), dtype=dtype)
+            self._model = transformers.AutoModelForSequenceClassification.from_pretrained(
+                str(self._model_dir), dtype=dtype
+            )
             self._model.to(device).eval()
         return self._model
 
@@ -251,7 +255,9 @@ class RewardModelScorer(Scorer):
                 except (httpx.HTTPError, KeyError, ValueError, IndexError) as error:
                     raise CritiqError(f"reward-model server {base}/classify failed: {error}") from error
                 if len(scores) != start + len(chunk):
-                    raise CritiqError(f"reward-model server {base}/classify returned {len(data)} scores for {len(chunk)} texts")
+                    raise CritiqError(
+                        f"reward-model server {base}/classify returned {len(data)} scores for {len(chunk)} texts"
+                    )
         return np.array(scores, dtype=np.float32)
 
     @staticmethod

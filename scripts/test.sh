@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# README command 2: install everything the tests need into .venv and run the suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh "local,scorer,ray,dev"
+. .venv/bin/activate
+ruff check critiq tests bench
+python -m pytest "$@"

@@ -1,0 +1,45 @@
+"""Shared fixtures: the real embedded llama.cpp server, the fault-injecting stub server, a scripted LLM."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_PAIRS = REPO.parent / "shared" / "data" / "dev_pairs.jsonl"
+EXAMPLES = REPO / "examples" / "data"
+
+
+@pytest.fixture(scope="session")
+def local_server() -> Iterator[object]:
+    """The embedded SmolLM2-135M on llama.cpp, started once per test session on 127.0.0.1."""
+    from critiq.llm.local import LocalServer
+
+    with LocalServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def stub_server() -> Iterator[object]:
+    """A real OpenAI-compatible HTTP server whose faults each test scripts with ``stub_server.script([...])``."""
+    from critiq.testing.stub_server import StubServer
+
+    with StubServer() as server:
+        yield server
+
+
+@pytest.fixture()
+def shared_pairs() -> Path:
+    if not SHARED_PAIRS.exists():
+        pytest.skip(f"{SHARED_PAIRS} is absent (the shared human-labelled dev pairs are not part of the repository)")
+    return SHARED_PAIRS
+
+
+@pytest.fixture()
+def code_pairs_path() -> Path:
+    return EXAMPLES / "code_pairs.jsonl"
