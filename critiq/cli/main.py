@@ -187,7 +187,7 @@ def _annotate_command(
 ) -> None:
     from critiq.annotate import annotate, draw_pairs
     from critiq.data.criteria import load_criteria
-    from critiq.data.loaders import iter_examples, load_examples
+    from critiq.data.loaders import iter_examples, load_examples, scan_examples
     from critiq.data.models import Point
     from critiq.llm.client import run_sync
     from critiq.llm.session import open_clients
@@ -198,10 +198,9 @@ def _annotate_command(
         raise CritiqError(f"--swap {swap!r}: use random, both or none")
     criteria = load_criteria(criteria_path)
     if input_path.suffix.lower() == ".jsonl":
-        first = next(iter_examples(input_path, max_chars=max_chars, text_field=text_field), None)
-        if first is None:
-            raise CritiqError(f"{input_path}: no rows")
-        examples = iter_examples(input_path, max_chars=max_chars, text_field=text_field)
+        # check every row before anything is written; then stream (the scan keeps nothing in memory)
+        first = scan_examples(input_path, max_chars=max_chars, text_field=text_field).first
+        examples = iter_examples(input_path, max_chars=max_chars, text_field=text_field, warn=False)
     else:
         loaded = load_examples(input_path, max_chars=max_chars)
         first, examples = loaded[0], iter(loaded)
@@ -279,6 +278,7 @@ def annotate(
     text_field: Annotated[str, typer.Option(help="text field of the corpus")] = "text",
     margin: Annotated[int, typer.Option(min=0, help="votes one side needs beyond the other")] = 0,
     swap: Annotated[str, typer.Option()] = "random",
+    backend: Annotated[str, typer.Option(help="http (any server/provider) | vllm-offline (local GPU batch)")] = "http",
     resume: Annotated[bool, typer.Option("--resume", help="skip ids already in --out")] = False,
     max_chars: Annotated[int | None, typer.Option(min=1)] = None,
     language: Annotated[str, typer.Option()] = "en",
@@ -302,6 +302,117 @@ def annotate(
         language=language,
         text_field=text_field,
     )
+
+
+# ---------------------------------------------------------------------------------------------------- scorer
+@app.command("train-scorer")
+def train_scorer(
+    labeled: Annotated[Path, typer.Argument(help="labelled pairs (annotate output, or any {a, b, preferred} file)")],
+    out: Annotated[Path, typer.Option(help="directory for the trained scorer")],
+    kind: Annotated[str, typer.Option(help="ngram | encoder | reward-model")] = "ngram",
+    base_model: Annotated[str | None, typer.Option(help="encoder / reward-model: model name or path")] = None,
+    valid_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="held out for the accuracy figure")] = 0.1,
+    max_chars: Annotated[int | None, typer.Option(min=1)] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Distil a Bradley–Terry scorer from labelled pairs; prints its held-out pairwise accuracy."""
+    from critiq.data import load_pairs
+    from critiq.scorer import make_scorer
+
+    pairs = [p for p in load_pairs(labeled, max_chars=max_chars) if p.preferred is not None]
+    if not pairs:
+        raise CritiqError(f"{labeled}: no pair has a label (preferred is null everywhere)")
+    options = {"model": base_model} if base_model else {}
+    scorer = make_scorer(kind, **options)
+    report = scorer.fit(pairs, valid_fraction=valid_fraction, seed=seed)
+    scorer.save(out)
+    console.print(f"{report.summary()} · saved to {out}")
+
+
+@app.command()
+def score(
+    corpus: Annotated[Path, typer.Argument(help="jsonl, json, parquet or a saved HF dataset directory")],
+    scorer: Annotated[Path, typer.Option(help="a trained scorer directory")],
+    out: Annotated[Path, typer.Option(help="scored corpus (.parquet)")],
+    text_field: Annotated[str, typer.Option()] = "text",
+    engine: Annotated[str, typer.Option(help="datasets | ray")] = "datasets",
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (engine ray)")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 1024,
+    max_chars: Annotated[int | None, typer.Option(min=1)] = None,
+) -> None:
+    """Score every document of a corpus (streaming) and write a Parquet file with a `score` column."""
+    from critiq.score import score_corpus
+
+    if engine not in ("datasets", "ray"):
+        raise CritiqError(f"--engine {engine!r}: use datasets or ray")
+    summary = score_corpus(
+        corpus,
+        scorer,
+        out,
+        text_field=text_field,
+        engine=engine,  # type: ignore[arg-type]
+        batch_size=batch_size,
+        max_chars=max_chars,
+        ray_address=ray_address,
+    )
+    console.print(summary.model_dump_json())
+
+
+@app.command("select")
+def select_command(
+    scored: Annotated[Path, typer.Argument(help="a scored .parquet file")],
+    out: Annotated[Path, typer.Option(help="selected records (.jsonl)")],
+    top_k: Annotated[int | None, typer.Option(help="keep this many documents")] = None,
+    fraction: Annotated[float | None, typer.Option(help="keep this fraction, in (0, 1]")] = None,
+    tokens: Annotated[int | None, typer.Option(help="keep documents until this many tokens")] = None,
+    temperature: Annotated[float, typer.Option(help="0 = top-k; > 0 samples ∝ exp(score/τ) (Gumbel top-k)")] = 0.0,
+    seed: Annotated[int | None, typer.Option()] = None,
+    text_field: Annotated[str, typer.Option()] = "text",
+    token_field: Annotated[str | None, typer.Option(help="field with token counts (default: len(text) // 4)")] = None,
+) -> None:
+    """Select the best part of a scored corpus: top-k, or Gumbel top-k sampling with a temperature."""
+    from critiq.score import select_file
+
+    summary = select_file(
+        scored,
+        out,
+        top_k=top_k,
+        fraction=fraction,
+        tokens=tokens,
+        temperature=temperature,
+        seed=seed,
+        text_field=text_field,
+        token_field=token_field,
+    )
+    console.print(summary.model_dump_json())
+
+
+# ---------------------------------------------------------------------------------------------------- demo
+@app.command()
+@model_options
+def demo(
+    out: Annotated[Path, typer.Option(help="run directory")] = Path("critiq-demo"),
+    train_pairs: Annotated[int, typer.Option(min=2, help="bundled human pairs to mine from")] = 12,
+    n_criteria: Annotated[int, typer.Option(min=1)] = 3,
+    iterations: Annotated[int, typer.Option(min=0)] = 1,
+    annotate_pairs: Annotated[int, typer.Option(min=4, help="pairs drawn from the bundled corpus")] = 24,
+    settings: ModelSettings = None,  # type: ignore[assignment]
+) -> None:
+    """End to end on bundled data: mine → annotate → train scorer → score → select → HTML report."""
+    from critiq.demo import DemoSettings, run_demo
+    from critiq.llm.session import open_clients
+
+    demo_settings = DemoSettings(
+        train_pairs=train_pairs, n_criteria=n_criteria, iterations=iterations, annotate_pairs=annotate_pairs
+    )
+    with open_clients(settings) as clients, progress_bar() as update:
+        page = run_demo(out, clients, demo_settings, progress=update)
+        usage = clients.usage
+    console.print(
+        f"requests {usage.requests} · cache hits {usage.cache_hits} · tokens "
+        f"{usage.prompt_tokens}+{usage.completion_tokens}"
+    )
+    console.print(f"[bold green]report:[/] {page.resolve()}")
 
 
 def _mount_optional() -> None:
@@ -331,8 +442,9 @@ def main() -> None:
     except Exception as error:  # a bug: one line unless --debug
         if _state["debug"]:
             raise
-        console.print(f"[red]error:[/] {type(error).__name__}: {error} (rerun with --debug for the traceback)",
-                      soft_wrap=True)
+        console.print(
+            f"[red]error:[/] {type(error).__name__}: {error} (rerun with --debug for the traceback)", soft_wrap=True
+        )
         sys.exit(1)
 
 

@@ -41,6 +41,7 @@ _SHARED: dict[str, tuple[Any, Any]] = {
     "max_requests": (Annotated[int | None, typer.Option(min=1, help="stop cleanly after this many requests")], None),
     "max_cost": (Annotated[float | None, typer.Option(min=0.0, help="stop cleanly after this many dollars")], None),
     "timeout": (Annotated[float, typer.Option(min=0.1, help="seconds per request")], 120.0),
+    "max_retries": (Annotated[int, typer.Option(min=0, help="retries of a failed request (429, 5xx, timeout)")], 5),
     "schema_mode": (
         Annotated[str, typer.Option(help="json_schema (OpenAI, vLLM) or json_object (llama.cpp)")],
         "json_schema",

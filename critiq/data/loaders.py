@@ -204,7 +204,7 @@ def _rows(source: Any, label: str) -> list[tuple[Loc, Mapping[str, Any]]]:
         if path.is_dir():
             import datasets
 
-            return _numbered(datasets.load_from_disk(str(path)), "row")
+            return _numbered(datasets.load_from_disk(str(path)), "row", label)
         suffix = path.suffix.lower()
         if suffix == ".jsonl":
             return list(_jsonl_rows(path, label))
@@ -218,17 +218,17 @@ def _rows(source: Any, label: str) -> list[tuple[Loc, Mapping[str, Any]]]:
             f"unsupported file type {suffix or '(none)'!r}; use one of {', '.join(SUFFIXES)}", source=label
         )
     if hasattr(source, "to_dict") and hasattr(source, "columns"):  # pandas DataFrame
-        return _numbered(source.to_dict(orient="records"), "row")
+        return _numbered(source.to_dict(orient="records"), "row", label)
     if isinstance(source, Iterable) and not isinstance(source, (str, bytes, Mapping)):
-        return _numbered(source, "row")  # datasets.Dataset and lists of dicts iterate as rows
+        return _numbered(source, "row", label)  # datasets.Dataset and lists of dicts iterate as rows
     raise InputError(f"cannot load examples from a {type(source).__name__}")
 
 
-def _numbered(rows: Iterable[Any], unit: str) -> list[tuple[Loc, Mapping[str, Any]]]:
+def _numbered(rows: Iterable[Any], unit: str, label: str) -> list[tuple[Loc, Mapping[str, Any]]]:
     out = []
     for number, row in enumerate(rows, start=1):
         if not isinstance(row, Mapping):
-            raise Loc(number, None, unit).error(f"expected a mapping, got {type(row).__name__}", "input")
+            raise Loc(number, None, unit).error(f"expected a mapping, got {type(row).__name__}", label)
         out.append((Loc(number, None, unit), row))
     return out
 
@@ -264,7 +264,7 @@ def _json_rows(path: Path, label: str) -> list[tuple[Loc, Mapping[str, Any]]]:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         raise InputError(f"malformed JSON ({error.msg})", source=label, line=error.lineno) from None
-    lines = _json_item_lines(text) if isinstance(data, list) else None
+    lines = json_item_lines(text) if isinstance(data, list) else None
     if isinstance(data, dict):
         data = data.get("data", data.get("examples", data.get("pairs")))
     if not isinstance(data, list):
@@ -278,7 +278,7 @@ def _json_rows(path: Path, label: str) -> list[tuple[Loc, Mapping[str, Any]]]:
     return rows
 
 
-def _json_item_lines(text: str) -> list[int] | None:
+def json_item_lines(text: str) -> list[int] | None:
     """The line on which each item of a top-level JSON list starts (the text is known to be valid JSON)."""
     decoder = json.JSONDecoder()
     position, line, counted = 0, 1, 0
@@ -327,7 +327,7 @@ def _parquet_rows(path: Path, label: str) -> list[tuple[Loc, Mapping[str, Any]]]
         table = pq.read_table(path)
     except Exception as error:  # pyarrow raises several types for corrupt files
         raise InputError(f"unreadable parquet ({error})", source=label) from None
-    return _numbered(table.to_pylist(), "row")
+    return _numbered(table.to_pylist(), "row", label)
 
 
 def _truncate(text: Any, max_chars: int | None) -> tuple[Any, int]:

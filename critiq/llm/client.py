@@ -137,12 +137,12 @@ class LLMClient:
         self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
         )
-        self._check_model()
         self._direct = (
             DirectTransport(config.api_base, timeout=config.timeout, max_connections=self.concurrency)  # type: ignore[arg-type]
             if direct and wants_direct(config.model, config.api_base)
             else None
         )
+        self._check_model()
 
     # ---------------------------------------------------------------- public
     async def complete(
@@ -194,6 +194,8 @@ class LLMClient:
 
     # --------------------------------------------------------------- helpers
     def _check_model(self) -> None:
+        if self._direct is not None:
+            return  # an OpenAI-compatible server: no provider lookup, and no litellm import (seconds of start-up)
         litellm = _litellm()
         try:
             litellm.get_llm_provider(self.config.model, api_base=self.config.api_base)
@@ -242,7 +244,7 @@ class LLMClient:
 
     async def _send(self, messages: Messages, request: dict[str, Any]) -> str:
         """POST with retries; returns the message text."""
-        litellm = _litellm()
+        litellm = _litellm() if self._direct is None else None
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_retries + 1),
             retry=retry_if_exception(_retryable),
@@ -309,11 +311,11 @@ class LLMClient:
     def _before_sleep(self, state: RetryCallState) -> None:
         self.usage.retries += 1
         error = state.outcome.exception() if state.outcome else None
-        log.info("retrying after %s (attempt %d)", type(error).__name__, state.attempt_number)
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        log.info("retrying in %.2f s after %s (attempt %d)", wait, type(error).__name__, state.attempt_number)
 
     def _raise_if_fatal(self, error: Exception) -> None:
         """Configuration errors end the run at once with one clear line; item errors are retried or recorded."""
-        litellm = _litellm()
         where = self.config.describe()
         if isinstance(error, TransportError):
             if error.status_code in (401, 403):
@@ -325,6 +327,7 @@ class LLMClient:
                 if reason:
                     raise CritiqError(f"--api-base {self.config.api_base}: cannot connect ({reason})") from None
             return
+        litellm = _litellm()
         if isinstance(error, litellm.AuthenticationError):
             raise CritiqError(f"{where}: authentication failed; check --api-key-env") from None
         if isinstance(error, (litellm.NotFoundError, litellm.PermissionDeniedError)):

@@ -71,6 +71,8 @@ def open_clients(settings: ModelSettings | None = None) -> Iterator[Clients]:
             "(tiny; its criteria are poor — pass --model for real work)"
         )
         local = LocalServer().start()
+    elif settings.api_base is not None:
+        _check_reachable(settings.api_base)
     try:
         base = settings.model or (local and local.model_config().model) or "gpt-4o-mini"
         api_base = local.api_base if local else settings.api_base
@@ -106,3 +108,13 @@ def open_clients(settings: ModelSettings | None = None) -> Iterator[Clients]:
     finally:
         if local is not None:
             local.stop()
+
+
+def _check_reachable(api_base: str) -> None:
+    """Fail at once, before a run writes anything, when nothing listens at ``--api-base``."""
+    from critiq.errors import CritiqError
+    from critiq.llm.client import _unreachable
+
+    reason = _unreachable(api_base)
+    if reason:
+        raise CritiqError(f"--api-base {api_base}: cannot connect ({reason})")

@@ -7,12 +7,18 @@ each request gets a valid answer. Actions:
 ``ok`` · ``429`` or ``429:SECONDS`` (with Retry-After) · ``500`` · ``503`` · ``slow:SECONDS`` · ``reset`` (drop the
 connection) · ``empty`` · ``nonjson`` · ``missing`` (JSON without the required fields) · ``refusal`` ·
 ``text:CONTENT`` (this exact content).
+
+Valid answers are the first value the schema allows (``sample_instance``), or, with ``vary`` on, values picked by a
+hash of the request: deterministic per request but different across requests (enum values vary, strings become
+distinct one-word tokens), so a flow sees criteria of differing accuracy. With ``keep_requests`` on, each request
+body is kept (``stats()["requests"]``) together with its ``Authorization`` header (``stats()["authorization"]``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import socket
 import subprocess
@@ -24,36 +30,55 @@ from typing import Any
 import httpx
 
 
-def sample_instance(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> Any:
-    """A minimal value that validates against a (pydantic-generated) JSON schema."""
+def sample_instance(schema: dict[str, Any], defs: dict[str, Any] | None = None, seed: str | None = None) -> Any:
+    """A minimal value that validates against a (pydantic-generated) JSON schema.
+
+    With ``seed``, choices (enum values, string contents) are derived from it instead of always the first.
+    """
     defs = defs if defs is not None else schema.get("$defs", {})
-    if "$ref" in schema:
-        return sample_instance(defs[schema["$ref"].split("/")[-1]], defs)
-    for key in ("anyOf", "oneOf", "allOf"):
-        if key in schema:
-            return sample_instance(schema[key][0], defs)
-    if "enum" in schema:
-        return schema["enum"][0]
-    if "const" in schema:
-        return schema["const"]
-    kind = schema.get("type", "object")
-    if kind == "object":
-        return {name: sample_instance(sub, defs) for name, sub in schema.get("properties", {}).items()}
-    if kind == "array":
-        return [sample_instance(schema.get("items", {}), defs) for _ in range(max(1, schema.get("minItems", 1)))]
-    if kind == "string":
-        return "stub answer"[: schema.get("maxLength", 64)] or "x"
-    if kind in ("integer", "number"):
-        return schema.get("minimum", 1)
-    if kind == "boolean":
-        return True
-    return None
+
+    def pick(count: int, path: str) -> int:
+        if seed is None or count <= 1:
+            return 0
+        return int(hashlib.sha256(f"{seed}/{path}".encode()).hexdigest(), 16) % count
+
+    def build(node: dict[str, Any], path: str) -> Any:
+        if "$ref" in node:
+            return build(defs[node["$ref"].split("/")[-1]], path)
+        for key in ("anyOf", "oneOf", "allOf"):
+            if key in node:
+                return build(node[key][0], path)
+        if "enum" in node:
+            return node["enum"][pick(len(node["enum"]), path)]
+        if "const" in node:
+            return node["const"]
+        kind = node.get("type", "object")
+        if kind == "object":
+            return {name: build(sub, f"{path}.{name}") for name, sub in node.get("properties", {}).items()}
+        if kind == "array":
+            return [build(node.get("items", {}), f"{path}[{i}]") for i in range(max(1, node.get("minItems", 1)))]
+        if kind == "string":
+            if seed is None:
+                text = "stub answer"
+            else:  # one word, so that names of different answers share no words
+                text = "stub" + hashlib.sha256(f"{seed}/{path}".encode()).hexdigest()[:12]
+            text = text.ljust(node.get("minLength", 0), "x")
+            return text[: node.get("maxLength", 64)] or "x"
+        if kind in ("integer", "number"):
+            return node.get("minimum", 1)
+        if kind == "boolean":
+            return True
+        return None
+
+    return build(schema, "")
 
 
 class _State:
-    def __init__(self, delay: float) -> None:
+    def __init__(self, delay: float, vary: bool = False) -> None:
         self.script: list[str] = []
         self.delay = delay
+        self.vary = vary
+        self.authorization: list[str | None] = []
         self.counts: Counter[str] = Counter()
         self.in_flight = 0
         self.max_in_flight = 0
@@ -72,21 +97,25 @@ def _reply(body: dict[str, Any], content: str) -> dict[str, Any]:
     }
 
 
-def _valid_content(body: dict[str, Any]) -> str:
+def _valid_content(body: dict[str, Any], vary: bool = False) -> str:
     fmt = body.get("response_format") or {}
     schema = (fmt.get("json_schema") or {}).get("schema") or fmt.get("schema")
-    return json.dumps(sample_instance(schema)) if schema else "stub answer"
+    seed = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest() if vary else None
+    if schema:
+        return json.dumps(sample_instance(schema, seed=seed))
+    return "stub answer" if seed is None else f"stub answer {seed[:12]}"
 
 
-def build_app(delay: float = 0.0) -> Any:
+def build_app(delay: float = 0.0, vary: bool = False) -> Any:
     from aiohttp import web
 
-    state = _State(delay)
+    state = _State(delay, vary)
 
     async def chat(request: web.Request) -> web.StreamResponse:
         body = await request.json()
         if state.keep_requests:
             state.requests.append(body)
+            state.authorization.append(request.headers.get("Authorization"))
         action = state.script.pop(0) if state.script else "ok"
         name, _, arg = action.partition(":")
         state.counts[name] += 1
@@ -115,7 +144,7 @@ def build_app(delay: float = 0.0) -> Any:
                 "refusal": "I'm sorry, but I can't help with that request.",
                 "text": arg,
             }.get(name)
-            return web.json_response(_reply(body, _valid_content(body) if content is None else content))
+            return web.json_response(_reply(body, _valid_content(body, state.vary) if content is None else content))
         finally:
             state.in_flight -= 1
 
@@ -124,10 +153,12 @@ def build_app(delay: float = 0.0) -> Any:
         state.script = list(data.get("script", []))
         state.delay = float(data.get("delay", state.delay))
         state.keep_requests = bool(data.get("keep_requests", state.keep_requests))
+        state.vary = bool(data.get("vary", state.vary))
         if data.get("reset_counts"):
             state.counts.clear()
             state.max_in_flight = 0
             state.requests.clear()
+            state.authorization.clear()
         return web.json_response({"ok": True})
 
     async def stats(request: web.Request) -> web.Response:
@@ -138,6 +169,7 @@ def build_app(delay: float = 0.0) -> Any:
                 "max_in_flight": state.max_in_flight,
                 "pending": len(state.script),
                 "requests": state.requests,
+                "authorization": state.authorization,
             }
         )
 
@@ -161,9 +193,10 @@ def free_port() -> int:
 class StubServer:
     """Start the stub server in a subprocess on 127.0.0.1; a context manager."""
 
-    def __init__(self, port: int | None = None, delay: float = 0.0) -> None:
+    def __init__(self, port: int | None = None, delay: float = 0.0, vary: bool = False) -> None:
         self.port = port or free_port()
         self.delay = delay
+        self.vary = vary
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -172,7 +205,16 @@ class StubServer:
 
     def start(self) -> StubServer:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "critiq.testing.stub_server", "--port", str(self.port), "--delay", str(self.delay)],
+            [
+                sys.executable,
+                "-m",
+                "critiq.testing.stub_server",
+                "--port",
+                str(self.port),
+                "--delay",
+                str(self.delay),
+                *(["--vary"] if self.vary else []),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -186,10 +228,20 @@ class StubServer:
         self.stop()
         raise RuntimeError("stub server did not start")
 
-    def script(self, actions: list[str], *, delay: float | None = None, keep_requests: bool = False) -> None:
+    def script(
+        self,
+        actions: list[str],
+        *,
+        delay: float | None = None,
+        keep_requests: bool = False,
+        vary: bool | None = None,
+    ) -> None:
+        """Queue ``actions`` and reset the counters; ``delay``/``vary`` change those settings when given."""
         payload: dict[str, Any] = {"script": actions, "reset_counts": True, "keep_requests": keep_requests}
         if delay is not None:
             payload["delay"] = delay
+        if vary is not None:
+            payload["vary"] = vary
         httpx.post(f"http://127.0.0.1:{self.port}/_script", json=payload, timeout=5).raise_for_status()
 
     def stats(self) -> dict[str, Any]:
@@ -217,8 +269,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8123)
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--vary", action="store_true", help="answers picked by a hash of the request")
     args = parser.parse_args()
-    web.run_app(build_app(args.delay), host="127.0.0.1", port=args.port, print=None, backlog=4096, access_log=None)
+    web.run_app(
+        build_app(args.delay, args.vary), host="127.0.0.1", port=args.port, print=None, backlog=4096, access_log=None
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,62 @@
+"""One CritiQ Flow run on N human-labelled pairs with the embedded model, then the same run again.
+
+Prints requests, cache hits, tokens and wall time of both runs; the second must send 0 requests.
+Usage: python bench/flow.py [--pairs 12] [--criteria 3] [--iterations 1] [--domain code]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from critiq.data import load_pairs
+from critiq.llm import LLMClient, RequestCache
+from critiq.llm.local import LocalServer
+from critiq.mine import CritiQFlow, FlowConfig
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev_pairs.jsonl"
+
+
+def run_once(server: LocalServer, cache_dir: str, pairs: list, args: argparse.Namespace, run_dir: Path) -> None:
+    cache = RequestCache(cache_dir)
+    manager = LLMClient(server.model_config(max_tokens=400), cache=cache, concurrency=4)
+    worker = LLMClient(server.model_config(max_tokens=128), cache=cache, concurrency=4, usage=manager.usage)
+    config = FlowConfig(n_criteria=args.criteria, iterations=args.iterations, kb_candidates=args.kb_candidates,
+                        use_kb=args.kb_candidates > 0, task=f"{args.domain} answers", domains=[args.domain])
+    start = time.perf_counter()
+    result = CritiQFlow(config, manager=manager, worker=worker).fit(pairs, run_dir=run_dir)
+    wall = time.perf_counter() - start
+    u = result.usage
+    print(f"  requests {u.requests}, cache hits {u.cache_hits}, retries {u.retries}, re-asks {u.reasks}, "
+          f"failures {u.failures}, unparsable {u.parse_failures}")
+    print(f"  tokens: prompt {u.prompt_tokens}, completion {u.completion_tokens}; wall {wall:.1f} s")
+    print(f"  final criteria {[c.name for c in result.criteria]}; majority-vote accuracy "
+          f"{result.vote.accuracy if result.vote.accuracy is not None else float('nan'):.2f} on {len(pairs)} pairs")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pairs", type=int, default=12)
+    parser.add_argument("--criteria", type=int, default=3)
+    parser.add_argument("--iterations", type=int, default=1)
+    parser.add_argument("--kb-candidates", type=int, default=3)
+    parser.add_argument("--domain", default="code")
+    args = parser.parse_args()
+    if not SHARED.exists():
+        sys.exit(f"{SHARED} is absent: this benchmark reads the shared human-labelled dev pairs")
+    pairs = [p for p in load_pairs(SHARED, max_chars=1500) if p.domain == args.domain][: args.pairs]
+    print(f"machine: {os.cpu_count()} cores; {len(pairs)} {args.domain} pairs from {SHARED.name}; "
+          f"{args.criteria} criteria, {args.iterations} iteration(s), {args.kb_candidates} KB candidates")
+    with LocalServer() as server, tempfile.TemporaryDirectory() as tmp:
+        print("first run:")
+        run_once(server, tmp + "/cache", pairs, args, Path(tmp) / "run1")
+        print("same run again (fresh run directory, same cache):")
+        run_once(server, tmp + "/cache", pairs, args, Path(tmp) / "run2")
+
+
+if __name__ == "__main__":
+    main()
