@@ -19,8 +19,12 @@ from critiq.mine.vote import majority
 from tests.fakes import ScriptedClient, user_text
 
 PAIRS = [
-    Pair(id=f"p{i}", a=f"text {i} GOOD" if pref == "a" else f"text {i} bad", b=f"text {i} GOOD" if pref == "b" else
-         f"text {i} bad", preferred=pref)
+    Pair(
+        id=f"p{i}",
+        a=f"text {i} GOOD" if pref == "a" else f"text {i} bad",
+        b=f"text {i} GOOD" if pref == "b" else f"text {i} bad",
+        preferred=pref,
+    )
     for i, pref in enumerate(["a", "b", "a", "b"])
 ]
 
@@ -81,8 +85,10 @@ def _flow(script: Script, **options: Any) -> tuple[CritiQFlow, ScriptedClient]:
 
 def test_sorting_at_the_boundaries(tmp_path: Any) -> None:
     # 3/4 = 0.75 -> good (>= high); 2/4 = 0.5 -> low (<= low); 2 of 3 judged = 0.667 -> mid
-    script = Script({"exactly_high": {"p0", "p1", "p2"}, "exactly_low": {"p0", "p1"}, "in_between": {"p0", "p1"}},
-                    none={"in_between": {"p3"}})
+    script = Script(
+        {"exactly_high": {"p0", "p1", "p2"}, "exactly_low": {"p0", "p1"}, "in_between": {"p0", "p1"}},
+        none={"in_between": {"p3"}},
+    )
     script.proposals = [[{"name": "replacement_rule", "description": "Prefer the text that carries the marker."}]]
     flow, _ = _flow(script, init=["exactly_high", "exactly_low", "in_between"], n_criteria=3, iterations=1)
     result = flow.fit(PAIRS, run_dir=tmp_path / "run")
@@ -151,8 +157,9 @@ def test_swap_both_counts_disagreeing_orders_as_none() -> None:
 
 
 def test_swap_random_is_fixed_per_pair_and_mapped_back() -> None:
-    client = ScriptedClient(lambda m, s: {"rationale": "r", "verdict": "A" if "GOOD" in _texts(user_text(m))[0]
-                                          else "B"})
+    client = ScriptedClient(
+        lambda m, s: {"rationale": "r", "verdict": "A" if "GOOD" in _texts(user_text(m))[0] else "B"}
+    )
     worker = Worker(client, swap="random", seed=3)  # type: ignore[arg-type]
     criterion = Criterion(name="marker", description="prefer GOOD")
     from critiq.llm.client import run_sync
@@ -222,9 +229,13 @@ def test_existing_run_needs_resume(tmp_path: Any) -> None:
 
 def test_manager_replies_are_validated(tmp_path: Any) -> None:
     script = Script({"exactly_low": {"p0"}})
-    script.proposals = [[{"name": "<snake_case_name>", "description": "<one to three sentences>"},
-                         {"name": "exactly low", "description": "same words as the banned one"},
-                         {"name": "Marker Presence", "description": "Prefer the text that shows the marker."}]]
+    script.proposals = [
+        [
+            {"name": "<snake_case_name>", "description": "<one to three sentences>"},
+            {"name": "exactly low", "description": "same words as the banned one"},
+            {"name": "Marker Presence", "description": "Prefer the text that shows the marker."},
+        ]
+    ]
     flow, _ = _flow(script, init=["exactly_low"], n_criteria=1, iterations=1)
     result = flow.fit(PAIRS, run_dir=tmp_path / "run")
     names = [row.name for row in result.history if row.iteration == 1]
@@ -268,10 +279,12 @@ def test_rerun_from_cache_sends_nothing(tmp_path: Any, stub_server: Any) -> None
 
     def run(run_dir: str) -> int:
         stub_server.script([])
-        client = LLMClient(ModelConfig(model="openai/stub", api_base=stub_server.api_base),
-                           cache=RequestCache(tmp_path / "cache"))
+        client = LLMClient(
+            ModelConfig(model="openai/stub", api_base=stub_server.api_base), cache=RequestCache(tmp_path / "cache")
+        )
         CritiQFlow(FlowConfig(use_kb=False, n_criteria=2, iterations=1), manager=client, worker=client).fit(
-            pairs, run_dir=tmp_path / run_dir)
+            pairs, run_dir=tmp_path / run_dir
+        )
         return stub_server.stats()["total"]
 
     first = run("one")
@@ -287,10 +300,41 @@ def test_full_flow_on_the_embedded_model(tmp_path: Any, local_server: Any, code_
     pairs = load_pairs(code_pairs_path)[:6]
     manager = LLMClient(local_server.model_config(max_tokens=300), cache=RequestCache(tmp_path / "cache"))
     worker = LLMClient(local_server.model_config(max_tokens=128), cache=manager.cache, usage=manager.usage)
-    flow = CritiQFlow(FlowConfig(n_criteria=2, iterations=1, use_kb=False, task="Python code"), manager=manager,
-                      worker=worker)
+    flow = CritiQFlow(
+        FlowConfig(n_criteria=2, iterations=1, use_kb=False, task="Python code"), manager=manager, worker=worker
+    )
     result = flow.fit(pairs, run_dir=tmp_path / "run")
     assert result.criteria and all(c.stats is not None and c.stats.n == 6 for c in result.criteria)
     assert result.usage.requests > 0 and result.usage.failures == 0
     saved = json.loads((tmp_path / "run" / "criteria.json").read_text())
     assert [c["name"] for c in saved["criteria"]] == [c.name for c in result.criteria]
+
+
+def test_retrieval_keeps_what_the_worker_gets_right(tmp_path: Any) -> None:
+    kb_file = tmp_path / "mine.yaml"
+    entries = []
+    for name in ("kb_right_one", "kb_mostly_two", "kb_wrong_three"):
+        entries.append(
+            f"- name: {name}\n  description: Judge by {name}.\n  domains: [general]\n  kind: both\n"
+            f"  source:\n    title: Test source\n    year: 2024\n    url: https://example.org/{name}\n"
+        )
+    kb_file.write_text("".join(entries))
+    script = Script({"kb_right_one": "all", "kb_mostly_two": {"p0", "p1", "p2"}, "kb_wrong_three": set()})
+    client = ScriptedClient(script)
+    config = FlowConfig(
+        swap="none",
+        n_criteria=2,
+        iterations=0,
+        kb_path=str(kb_file),
+        kb_candidates=200,
+        kb_keep=5,
+        domains=["general"],
+        final_threshold=0.0,
+    )
+    result = CritiQFlow(config, manager=client, worker=client).fit(PAIRS, run_dir=tmp_path / "run")  # type: ignore[arg-type]
+    assert result.retrieval["kept"] == ["kb_right_one", "kb_mostly_two"]
+    assert {"kb_right_one", "kb_mostly_two", "kb_wrong_three"} <= set(result.retrieval["candidates"])
+    assert result.retrieval["requests"] == len(result.retrieval["candidates"]) * len(PAIRS)
+    assert [c.name for c in result.criteria] == ["kb_right_one", "kb_mostly_two"]
+    assert all(c.origin == "knowledge_base" for c in result.criteria)
+    assert "Knowledge-base retrieval" in (tmp_path / "run" / "report.md").read_text()

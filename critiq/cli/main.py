@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
 
 from critiq.cli.options import console, model_options, progress_bar
@@ -429,12 +430,12 @@ def main() -> None:
     try:
         app()  # click handles usage errors itself (exit 2)
     except BudgetExceeded as error:
-        console.print(f"[yellow]stopped:[/] {error}")
+        console.print(f"[yellow]stopped:[/] {escape(str(error))}", soft_wrap=True)
         sys.exit(3)
     except CritiqError as error:
         if _state["debug"]:
             console.print_exception()
-        console.print(f"[red]error:[/] {error}", soft_wrap=True)
+        console.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]; finished work is saved — rerun with --resume")
@@ -443,7 +444,8 @@ def main() -> None:
         if _state["debug"]:
             raise
         console.print(
-            f"[red]error:[/] {type(error).__name__}: {error} (rerun with --debug for the traceback)", soft_wrap=True
+            f"[red]error:[/] {type(error).__name__}: {escape(str(error))} (rerun with --debug for the traceback)",
+            soft_wrap=True,
         )
         sys.exit(1)
 

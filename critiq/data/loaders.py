@@ -336,15 +336,19 @@ def _truncate(text: Any, max_chars: int | None) -> tuple[Any, int]:
     return text, 0
 
 
+def _is_nan(value: Any) -> bool:
+    """How pandas fills missing cells."""
+    return isinstance(value, float) and math.isnan(value)
+
+
 def _missing(value: Any) -> bool:
-    """None, an empty string, or a NaN (how pandas fills missing cells)."""
-    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
+    return value is None or value == "" or _is_nan(value)
 
 
 def _parse_row(row: Mapping[str, Any], label: str, loc: Loc, max_chars: int | None) -> tuple[Example, int]:
-    row = {key: None if _missing(value) else value for key, value in row.items()}
+    row = {key: None if _is_nan(value) else value for key, value in row.items()}
     row_id = row.get("id")
-    row_id = f"{Path(label).stem}-{loc.number}" if row_id is None else _id_text(row_id)
+    row_id = f"{Path(label).stem}-{loc.number}" if _missing(row_id) else _id_text(row_id)
     extra = {k: v for k, v in row.items() if k not in _KNOWN}
     metadata = dict(row.get("metadata") or {}) | extra
     domain = row.get("domain") or None

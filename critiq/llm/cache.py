@@ -71,7 +71,16 @@ class RequestCache:
             row = self._connect().execute("SELECT value FROM responses WHERE key=?", (key,)).fetchone()
         except sqlite3.DatabaseError as error:
             raise CritiqError(f"{self.path}: cache read failed ({error}); delete it or pass --no-cache") from None
-        return None if row is None else json.loads(row[0])
+        if row is None:
+            return None
+        try:
+            value = json.loads(row[0])
+        except json.JSONDecodeError:
+            value = None
+        if not isinstance(value, dict) or not isinstance(value.get("text"), str):
+            log.warning("%s: unreadable cache entry %s…; asking again", self.path, key[:12])
+            return None  # the fresh answer replaces it
+        return value
 
     def put(self, key: str, value: dict[str, Any]) -> None:
         try:

@@ -254,8 +254,9 @@ class LLMClient:
         )
         async for attempt in retrying:
             with attempt:
-                self.budget.check(self.usage)
                 async with self._semaphore():
+                    # checked and counted together, after the wait for a slot: concurrent requests cannot overrun it
+                    self.budget.check(self.usage)
                     self.usage.requests += 1
                     self.in_flight += 1
                     self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -333,7 +334,10 @@ class LLMClient:
         if isinstance(error, (litellm.NotFoundError, litellm.PermissionDeniedError)):
             raise CritiqError(f"{where}: {str(error).splitlines()[0][:200]}") from None
         is_timeout = isinstance(error, litellm.Timeout)
-        if isinstance(error, litellm.APIConnectionError) and not is_timeout and not self._succeeded:
+        # litellm reports a refused connection as APIConnectionError or, for OpenAI-compatible servers, as an
+        # InternalServerError ("Connection error."): probe the server before the first success in either case
+        no_answer = isinstance(error, (litellm.APIConnectionError, litellm.InternalServerError))
+        if no_answer and not is_timeout and not self._succeeded:
             reason = _unreachable(self.config.api_base)
             if reason:
                 raise CritiqError(f"--api-base {self.config.api_base}: cannot connect ({reason})") from None

@@ -187,17 +187,34 @@ class CritiQFlow:
         self, state: RunState, train: list[Example], worker: Worker, manager: Manager
     ) -> list[Criterion]:
         chosen: list[Criterion] = list(self.init_criteria)[: self.config.n_criteria]
+        judged: list[Criterion] = []
         if self.config.use_kb and len(chosen) < self.config.n_criteria:
-            chosen += await self._retrieve(state, train, worker, room=self.config.n_criteria - len(chosen))
+            kept, judged = await self._retrieve(state, train, worker, room=self.config.n_criteria - len(chosen))
+            chosen += kept
         missing = self.config.n_criteria - len(chosen)
         if missing > 0:
             self._tick("propose", 0, missing)
-            chosen += await manager.propose(missing, chosen, [])
+            chosen += await manager.propose(missing, chosen, [], attempts=3)
             self._tick("propose", missing, missing)
+        spare = [c for c in judged if all(c.name != k.name for k in chosen)]
+        if len(chosen) < self.config.n_criteria and spare:
+            # the manager gave too few usable criteria: start from the best remaining KB candidates instead
+            filler = spare[: self.config.n_criteria - len(chosen)]
+            log.warning(
+                "filling %d slot(s) with knowledge-base criteria at or below accuracy 0.5: %s",
+                len(filler),
+                ", ".join(c.name for c in filler),
+            )
+            chosen += filler
         return chosen
 
-    async def _retrieve(self, state: RunState, train: list[Example], worker: Worker, room: int) -> list[Criterion]:
-        """The paper's retrieval: judge candidate KB criteria on the human examples, keep the most accurate > 0.5."""
+    async def _retrieve(
+        self, state: RunState, train: list[Example], worker: Worker, room: int
+    ) -> tuple[list[Criterion], list[Criterion]]:
+        """The paper's retrieval: judge candidate KB criteria on the human examples, keep the most accurate > 0.5.
+
+        Returns the kept criteria and every judged candidate, best first.
+        """
         from critiq.knowledge import KnowledgeBase
         from critiq.knowledge.retrieval import prefilter, rank_by_accuracy
 
@@ -226,8 +243,9 @@ class CritiQFlow:
             "kept": names,
             "accuracy": {n: s.accuracy for n, s in stats.items()},
         }
+        ranked = sorted(candidates, key=lambda c: _score(stats[c.name]), reverse=True)
         by_name = {c.name: c for c in candidates}
-        return [by_name[n] for n in names]
+        return [by_name[n] for n in names], ranked
 
     async def _evaluate(
         self, state: RunState, train: list[Example], worker: Worker, gold: dict[str, str | None]

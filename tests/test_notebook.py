@@ -1,0 +1,47 @@
+"""``examples/quickstart.ipynb`` runs top to bottom on the embedded model (executed with nbclient)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from critiq.llm.local import KEY_VARIABLES
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "quickstart.ipynb"
+
+
+def _text(outputs: list[dict]) -> str:
+    parts = []
+    for output in outputs:
+        if output.get("output_type") == "stream":
+            parts.append(output.get("text", ""))
+        elif "data" in output:
+            parts.append(output["data"].get("text/plain", ""))
+    return "".join(parts)
+
+
+@pytest.mark.llm
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_quickstart_notebook_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    nbformat = pytest.importorskip("nbformat", reason="pip install nbformat nbclient ipykernel")
+    nbclient = pytest.importorskip("nbclient", reason="pip install nbformat nbclient ipykernel")
+    pytest.importorskip("ipykernel", reason="pip install ipykernel")
+    for name in KEY_VARIABLES:  # the notebook must use the embedded model, whatever keys this shell holds
+        monkeypatch.delenv(name, raising=False)
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    client = nbclient.NotebookClient(
+        notebook, kernel_name="python3", timeout=900, resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+    )
+    client.execute()
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert all(cell.get("execution_count") for cell in code), "every code cell ran"
+    errors = [o for cell in code for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, errors
+    text = "\n".join(_text(cell.get("outputs", [])) for cell in code)
+    assert "embedded model: True" in text
+    assert "# CritiQ Flow report" in text and "## Final criteria" in text
+    assert "pairs labelled" in text
+    assert "selected 10 of 120" in text
+    assert "top 10 rows:" in text and "report:" in text and "report.html" in text

@@ -1,0 +1,78 @@
+"""`critiq serve local` starts the embedded model on 127.0.0.1, answers a structured completion, stops cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from critiq.llm import LLMClient, ModelConfig
+from critiq.llm.local import LOCAL_MODEL
+from critiq.mine.judge import PairAnswer
+from critiq.testing.stub_server import free_port
+
+
+@pytest.mark.llm
+def test_serve_local_answers_a_structured_completion() -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "critiq.cli.main", "serve", "local", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+    api_base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{api_base}/models", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("critiq serve local did not come up")
+        client = LLMClient(ModelConfig(model=LOCAL_MODEL, api_base=api_base, schema_mode="json_object", max_tokens=96))
+        reply = client.complete_sync(
+            [
+                {
+                    "role": "user",
+                    "content": "Text A: x = 1\nText B: x=1\nWhich is more "
+                    "readable? JSON with rationale and verdict A, B or none.",
+                }
+            ],
+            schema=PairAnswer,
+        )
+        assert reply.error is None and isinstance(reply.parsed, PairAnswer)
+        assert reply.parsed.verdict in ("A", "B", "none")
+    finally:
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=30)[0].decode()
+    assert process.returncode == 0, output
+    assert f"127.0.0.1:{port}" in output
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{api_base}/models", timeout=1)  # the llama.cpp server went down with it
+
+
+def test_serve_vllm_without_vllm_is_a_clear_error() -> None:
+    try:
+        import vllm  # noqa: F401
+
+        pytest.skip("vllm is installed here")
+    except ImportError:
+        pass
+    result = subprocess.run(
+        [sys.executable, "-m", "critiq.cli.main", "serve", "vllm", "some/model"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "300"},
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "error: vllm is not installed here" in result.stderr
+    assert "Traceback" not in result.stderr
