@@ -23,19 +23,29 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev_pairs.js
 
 def run_once(server: LocalServer, cache_dir: str, pairs: list, args: argparse.Namespace, run_dir: Path) -> None:
     cache = RequestCache(cache_dir)
-    manager = LLMClient(server.model_config(max_tokens=400), cache=cache, concurrency=4)
-    worker = LLMClient(server.model_config(max_tokens=128), cache=cache, concurrency=4, usage=manager.usage)
-    config = FlowConfig(n_criteria=args.criteria, iterations=args.iterations, kb_candidates=args.kb_candidates,
-                        use_kb=args.kb_candidates > 0, task=f"{args.domain} answers", domains=[args.domain])
+    manager = LLMClient(server.model_config(max_tokens=400), cache=cache, concurrency=1)
+    worker = LLMClient(server.model_config(max_tokens=128), cache=cache, concurrency=1, usage=manager.usage)
+    config = FlowConfig(
+        n_criteria=args.criteria,
+        iterations=args.iterations,
+        kb_candidates=args.kb_candidates,
+        use_kb=args.kb_candidates > 0,
+        task=f"{args.domain} answers",
+        domains=[args.domain],
+    )
     start = time.perf_counter()
     result = CritiQFlow(config, manager=manager, worker=worker).fit(pairs, run_dir=run_dir)
     wall = time.perf_counter() - start
     u = result.usage
-    print(f"  requests {u.requests}, cache hits {u.cache_hits}, retries {u.retries}, re-asks {u.reasks}, "
-          f"failures {u.failures}, unparsable {u.parse_failures}")
+    print(
+        f"  requests {u.requests}, cache hits {u.cache_hits}, retries {u.retries}, re-asks {u.reasks}, "
+        f"failures {u.failures}, unparsable {u.parse_failures}"
+    )
     print(f"  tokens: prompt {u.prompt_tokens}, completion {u.completion_tokens}; wall {wall:.1f} s")
-    print(f"  final criteria {[c.name for c in result.criteria]}; majority-vote accuracy "
-          f"{result.vote.accuracy if result.vote.accuracy is not None else float('nan'):.2f} on {len(pairs)} pairs")
+    print(
+        f"  final criteria {[c.name for c in result.criteria]}; majority-vote accuracy "
+        f"{result.vote.accuracy if result.vote.accuracy is not None else float('nan'):.2f} on {len(pairs)} pairs"
+    )
 
 
 def main() -> None:
@@ -49,8 +59,10 @@ def main() -> None:
     if not SHARED.exists():
         sys.exit(f"{SHARED} is absent: this benchmark reads the shared human-labelled dev pairs")
     pairs = [p for p in load_pairs(SHARED, max_chars=1500) if p.domain == args.domain][: args.pairs]
-    print(f"machine: {os.cpu_count()} cores; {len(pairs)} {args.domain} pairs from {SHARED.name}; "
-          f"{args.criteria} criteria, {args.iterations} iteration(s), {args.kb_candidates} KB candidates")
+    print(
+        f"machine: {os.cpu_count()} cores; {len(pairs)} {args.domain} pairs from {SHARED.name}; "
+        f"{args.criteria} criteria, {args.iterations} iteration(s), {args.kb_candidates} KB candidates"
+    )
     with LocalServer() as server, tempfile.TemporaryDirectory() as tmp:
         print("first run:")
         run_once(server, tmp + "/cache", pairs, args, Path(tmp) / "run1")

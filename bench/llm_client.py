@@ -55,21 +55,27 @@ def main() -> None:
             wall = time.perf_counter()
             cpu = asyncio.run(_fire(client, args.requests, label))
             wall = time.perf_counter() - wall
-            print(f"client overhead ({label}): {1000 * cpu / args.requests:.2f} ms CPU per request "
-                  f"({args.requests} requests, {args.requests / wall:.0f} requests/s wall, concurrency 64)")
+            print(
+                f"client overhead ({label}): {1000 * cpu / args.requests:.2f} ms CPU per request "
+                f"({args.requests} requests, {args.requests / wall:.0f} requests/s wall, concurrency 64)"
+            )
 
         stub.script([], delay=0.0)
         client = LLMClient(config, concurrency=64, direct=False)
         count = max(200, args.requests // 5)
         cpu = asyncio.run(_fire(client, count, "litellm"))
-        print(f"client overhead through litellm (other providers' path): {1000 * cpu / count:.2f} ms CPU per "
-              f"request ({count} requests)")
+        print(
+            f"client overhead through litellm (other providers' path): {1000 * cpu / count:.2f} ms CPU per "
+            f"request ({count} requests)"
+        )
 
         cache = RequestCache(cache_dir)
         client = LLMClient(config, cache=cache, concurrency=64)
         cpu = asyncio.run(_fire(client, args.requests, "sqlite cache (misses + writes)"))
-        print(f"cache hit: {1000 * cpu / args.requests:.2f} ms CPU per request "
-              f"({client.usage.cache_hits} hits, {client.usage.requests} sent)")
+        print(
+            f"cache hit: {1000 * cpu / args.requests:.2f} ms CPU per request "
+            f"({client.usage.cache_hits} hits, {client.usage.requests} sent)"
+        )
 
         stub.script([], delay=args.delay)
         client = LLMClient(config, concurrency=args.in_flight)
@@ -77,9 +83,11 @@ def main() -> None:
         asyncio.run(_fire(client, args.in_flight, "flight"))
         wall = time.perf_counter() - wall
         stats = stub.stats()
-        print(f"in flight: client max {client.max_in_flight}, server saw max {stats['max_in_flight']} concurrent "
-              f"(concurrency {args.in_flight}, stub delay {args.delay:.1f} s, {args.in_flight} requests in "
-              f"{wall:.1f} s)")
+        print(
+            f"in flight: client max {client.max_in_flight}, server saw max {stats['max_in_flight']} concurrent "
+            f"(concurrency {args.in_flight}, stub delay {args.delay:.1f} s, {args.in_flight} requests in "
+            f"{wall:.1f} s)"
+        )
 
 
 if __name__ == "__main__":

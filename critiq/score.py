@@ -123,6 +123,7 @@ def score_corpus(
     out_path = Path(out)
     if out_path.suffix != ".parquet":
         raise CritiqError(f"the scored output must be a .parquet file, got {out_path}")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     if engine == "ray":
         from critiq.integrations.ray import score_with_ray
@@ -148,9 +149,10 @@ def score_corpus(
     row = 0
     try:
         for table in iter_tables(input, batch_size, text_field):
-            if id_field and id_field not in table.column_names:
-                table = table.append_column(id_field, pa.array(np.arange(row, row + table.num_rows), type=pa.int64()))
             scored = score_table(table, model, text_field, max_chars)
+            if id_field and id_field not in table.column_names:
+                numbers = pa.array(np.arange(row, row + table.num_rows), type=pa.int64())
+                scored = scored.append_column(id_field, numbers)
             stats.add(scored.column(SCORE_FIELD).to_numpy())
             sink.write(scored)
             row += table.num_rows

@@ -2,7 +2,7 @@
 # README command 2: install everything the tests need into .venv and run the suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh "local,scorer,ray,dev"
+bash scripts/setup.sh "local,scorer,ray,datatrove,dev"
 . .venv/bin/activate
 ruff check critiq tests bench
 python -m pytest "$@"

@@ -196,6 +196,17 @@ def test_unreachable_server_is_one_clear_error(direct: bool) -> None:
     assert client.usage.retries == 0  # not retried five times first
 
 
+@TRANSPORTS
+@pytest.mark.parametrize(("status", "expect"), [("401", "authentication failed"), ("404", "not found")])
+def test_configuration_errors_stop_at_once(stub_server: StubServer, direct: bool, status: str, expect: str) -> None:
+    client = _client(stub_server, direct=direct)
+    stub_server.script([status, "ok"])
+    with pytest.raises(CritiqError) as error:
+        client.complete_sync(MESSAGES)
+    assert str(error.value).startswith("openai/stub @ ") and expect in str(error.value).lower()
+    assert (stub_server.stats()["total"], client.usage.retries) == (1, 0)  # not retried
+
+
 def test_unknown_model_string() -> None:
     with pytest.raises(CritiqError) as error:
         LLMClient(ModelConfig(model="surely-not-a-model-xyz"))

@@ -298,6 +298,27 @@ def test_missing_file_directory_and_wrong_suffix(tmp_path: Path) -> None:
         list(iter_examples(text))
 
 
+def test_a_run_directory_is_not_data(tmp_path: Path) -> None:
+    """A `critiq mine` run directory holds a state.json too; it is not a saved dataset."""
+    (tmp_path / "state.json").write_text('{"version": 1}')
+    with pytest.raises(InputError) as error:
+        load_examples(tmp_path)
+    assert str(error.value) == f"{tmp_path}: is a directory, expected a .jsonl, .json, .csv or .parquet file"
+
+
+def test_a_saved_dataset_dict_names_the_fix(tmp_path: Path) -> None:
+    import datasets
+
+    splits = {"train": datasets.Dataset.from_list(LAYOUTS["text_label"]), "test": datasets.Dataset.from_list([])}
+    datasets.DatasetDict(splits).save_to_disk(str(tmp_path / "d"))
+    with pytest.raises(InputError) as error:
+        load_examples(tmp_path / "d")
+    assert (
+        str(error.value) == f"{tmp_path / 'd'}: holds a DatasetDict (splits: test, train); pass the folder of one split"
+    )
+    assert [e.id for e in load_examples(tmp_path / "d" / "train")] == ["r1", "r2", "r3"]
+
+
 def test_json_errors_name_the_line_of_the_item(tmp_path: Path) -> None:
     rows = [LAYOUTS["a_b_preferred"][0], {"id": "r2", "a": "x", "b": "", "preferred": "a"}]
     path = _write_json(tmp_path / "pairs", rows)

@@ -37,6 +37,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
 ]
 HOSTILE = '<script>alert("owned")</script><img src=x onerror=alert(1)> & "quotes"'
 NAMES = [
@@ -278,3 +279,21 @@ def test_report_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None:
     assert state["scripts"] == 0 and not dialogs and not errors
     assert len(state["pre"]) == 10
     assert not _png_is_blank(shot)
+
+
+def test_odd_values_in_hand_edited_files_do_not_break_the_page(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "criteria.json").write_text(
+        json.dumps(
+            {
+                "criteria": [{"name": "x", "description": "y", "stats": "broken", "history": "no"}, "not a criterion"],
+                "vote": {"accuracy": "high", "interval": [0.1]},
+                "thresholds": None,
+            }
+        )
+    )
+    (mine / "state.json").write_text(json.dumps({"history": [{"slot": "a"}, 3], "retrieval": {"kept": "x"}}))
+    (tmp_path / "selected.jsonl").write_text('[1, 2]\n{"score": "high"}\n{"score": 1.0, "text": "<b>kept</b>"}\n')
+    page = render_html(tmp_path).read_text(encoding="utf-8")
+    assert "<strong>x</strong>" in page and "&lt;b&gt;kept&lt;/b&gt;" in page and "<b>kept" not in page

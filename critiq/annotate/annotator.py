@@ -88,7 +88,8 @@ async def annotate(
     summary = AnnotationSummary(out=str(out))
     failures: list[dict[str, Any]] = []
     labelled: list[tuple[Example, dict[str, str]]] = []
-    with JsonlAppender(out, flush_every=batch_size) as appender:
+    appender: JsonlAppender | None = None  # opened at the first record: a run that fails at once writes nothing
+    try:
         for batch in _batches(examples, batch_size):
             todo = [e for e in batch if e.id not in finished]
             summary.skipped += len(batch) - len(todo)
@@ -109,16 +110,22 @@ async def annotate(
                 verdicts = {c.name: j.verdict for c, j in zip(criteria, judgments, strict=True) if j is not None}
                 row = record_for(example, verdicts, margin)
                 summary.ties += row.get("preferred", row.get("label")) is None
+                if appender is None:
+                    appender = JsonlAppender(out, flush_every=batch_size)
                 appender.write(row)
                 finished.add(example.id)
                 summary.written += 1
                 if example_gold(example) is not None:
                     labelled.append((example, verdicts))
-            appender.sync()
+            if appender is not None:
+                appender.sync()
             # the memo only needs the current batch: drop it so memory stays flat on a long corpus
             worker.memo.clear()
             if progress is not None:
                 progress(summary.written + summary.skipped + summary.failed)
+    finally:
+        if appender is not None:
+            appender.close()
     if failures:
         write_jsonl(failed_path, failures)
         log.warning(

@@ -190,8 +190,13 @@ def _check_path(path: Path) -> Path:
     if not path.exists():
         raise InputError("no such file", source=str(path))
     if path.is_dir():
-        if (path / "dataset_info.json").exists() or (path / "state.json").exists():
-            return path
+        if (path / "dataset_info.json").exists() and (path / "state.json").exists():
+            return path  # a datasets.Dataset saved with save_to_disk
+        if (path / "dataset_dict.json").exists():
+            splits = sorted(p.name for p in path.iterdir() if p.is_dir())
+            raise InputError(
+                f"holds a DatasetDict (splits: {', '.join(splits)}); pass the folder of one split", source=str(path)
+            )
         raise InputError("is a directory, expected a .jsonl, .json, .csv or .parquet file", source=str(path))
     if path.stat().st_size == 0:
         raise InputError("file is empty", source=str(path))
@@ -204,7 +209,11 @@ def _rows(source: Any, label: str) -> list[tuple[Loc, Mapping[str, Any]]]:
         if path.is_dir():
             import datasets
 
-            return _numbered(datasets.load_from_disk(str(path)), "row", label)
+            try:
+                dataset = datasets.load_from_disk(str(path))
+            except Exception as error:  # datasets raises several types for damaged folders
+                raise InputError(f"unreadable saved dataset ({str(error).splitlines()[0]})", source=label) from None
+            return _numbered(dataset, "row", label)
         suffix = path.suffix.lower()
         if suffix == ".jsonl":
             return list(_jsonl_rows(path, label))

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from critiq.errors import CritiqError, InputError
 from critiq.scorer.base import Scorer
-from critiq.scorer.corpus import gather_parquet, is_hf_dataset, json_is_array, load_hf_dir
+from critiq.scorer.corpus import describe, gather_parquet, is_hf_dataset, iter_tables, json_is_array, load_hf_dir
 
 logger = logging.getLogger(__name__)
 
@@ -96,30 +96,54 @@ def score_with_ray(
     import ray
     import ray.data
 
-    ray.data.DataContext.get_current().execution_options.preserve_order = True
+    options = ray.data.DataContext.get_current().execution_options
+    preserve_order, options.preserve_order = options.preserve_order, True
+    try:
+        return _score(input, scorer, Path(out), text_field, id_field, batch_size, max_chars, concurrency)
+    finally:
+        options.preserve_order = preserve_order
+
+
+def _score(
+    input: Any,
+    scorer: Scorer | str | os.PathLike[str],
+    out: Path,
+    text_field: str,
+    id_field: str | None,
+    batch_size: int,
+    max_chars: int | None,
+    concurrency: int | None,
+) -> int:
+    import ray
+    import ray.data
+
     with tempfile.TemporaryDirectory(prefix=".critiq-ray-", dir=Path(out).parent) as work:
         if isinstance(scorer, Scorer):
             scorer_dir = str(scorer.save(Path(work) / "scorer"))
         else:
             scorer_dir = str(Path(scorer).resolve())
             Scorer.load(scorer_dir)  # fail early, on the driver, with a clear message
+        first = next(iter_tables(input, 1, text_field), None)  # checks the text field on the first record
+        names = first.column_names if first is not None else []
         try:
             dataset = read_corpus(input)
-            names = dataset.schema().names
         except (pa.ArrowException, ray.exceptions.RayError) as error:
-            raise InputError(f"unreadable corpus: {error}", source=str(input)) from error
-        if text_field not in names:
-            raise InputError(f"no field '{text_field}' (fields: {', '.join(names)})", source=str(input))
-        actors = concurrency or max(1, int(ray.cluster_resources().get("CPU", 1)))
+            raise InputError(f"unreadable corpus: {error}", source=describe(input)) from error
+        # one CPU stays free for the read and write tasks: actors holding every CPU would starve them
+        actors = concurrency or max(1, int(ray.cluster_resources().get("CPU", 2)) - 1)
         scored = dataset.map_batches(
             ScorerUDF,
             fn_constructor_kwargs={"scorer_dir": scorer_dir, "text_field": text_field, "max_chars": max_chars},
             batch_size=batch_size,
             batch_format="pyarrow",
-            concurrency=actors,
+            compute=ray.data.ActorPoolStrategy(size=actors),
         )
         parts_dir = Path(work) / "parts"
-        scored.write_parquet(str(parts_dir))
+        try:
+            scored.write_parquet(str(parts_dir))
+        except ray.exceptions.RayError as error:
+            cause = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+            raise CritiqError(f"scoring on Ray failed: {cause}") from error
         parts = sorted(parts_dir.glob("*.parquet"))  # names end in the write-task index: corpus order
         index_field = id_field if id_field and id_field not in names else None
         return gather_parquet(parts, Path(out), index_field=index_field)

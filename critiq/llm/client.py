@@ -329,10 +329,11 @@ class LLMClient:
                     raise CritiqError(f"--api-base {self.config.api_base}: cannot connect ({reason})") from None
             return
         litellm = _litellm()
-        if isinstance(error, litellm.AuthenticationError):
+        if isinstance(error, (litellm.AuthenticationError, litellm.PermissionDeniedError)):
             raise CritiqError(f"{where}: authentication failed; check --api-key-env") from None
-        if isinstance(error, (litellm.NotFoundError, litellm.PermissionDeniedError)):
-            raise CritiqError(f"{where}: {str(error).splitlines()[0][:200]}") from None
+        if isinstance(error, litellm.NotFoundError):  # the same words as the direct transport's
+            reason = str(error).splitlines()[0][:200]
+            raise CritiqError(f"{where}: not found (HTTP 404); check --model and --api-base ({reason})") from None
         is_timeout = isinstance(error, litellm.Timeout)
         # litellm reports a refused connection as APIConnectionError or, for OpenAI-compatible servers, as an
         # InternalServerError ("Connection error."): probe the server before the first success in either case
@@ -400,4 +401,12 @@ async def _as_coroutine(awaitable: Awaitable[T]) -> T:
     finally:
         from critiq.llm.transport import close_loop_sessions
 
+        # An error (a rejected key, the budget) can end the run while sibling requests are still in flight: stop
+        # them before their connections close under them (they would log retries and reopen sessions).
+        current = asyncio.current_task()
+        pending = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
         await close_loop_sessions()

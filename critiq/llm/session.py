@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from critiq.llm.cache import RequestCache
 from critiq.llm.client import LLMClient
 from critiq.llm.config import ModelConfig
-from critiq.llm.local import LocalServer, should_use_local
+from critiq.llm.local import LOCAL_TIMEOUT, LocalServer, should_use_local
 from critiq.llm.usage import Budget, Usage
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def open_clients(settings: ModelSettings | None = None) -> Iterator[Clients]:
                 model=model or base,
                 api_base=api_base,
                 api_key_env=settings.api_key_env,
-                timeout=settings.timeout,
+                timeout=max(settings.timeout, LOCAL_TIMEOUT) if local else settings.timeout,
                 max_tokens=max_tokens,
                 temperature=settings.temperature,
                 schema_mode="json_object" if local else settings.schema_mode,
@@ -93,7 +93,8 @@ def open_clients(settings: ModelSettings | None = None) -> Iterator[Clients]:
             return LLMClient(
                 config,
                 cache=cache,
-                concurrency=settings.concurrency,
+                # llama.cpp's server answers one request at a time: queueing there only burns the timeout
+                concurrency=1 if local else settings.concurrency,
                 max_retries=settings.max_retries,
                 budget=budget,
                 usage=usage,

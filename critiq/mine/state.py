@@ -83,7 +83,23 @@ class RunDir:
         return self.path / "judgments.jsonl"
 
     def exists(self) -> bool:
-        return self.state_file.exists()
+        """True when the directory holds a run to resume (or to refuse overwriting).
+
+        A run that stopped before its first request was answered (a rejected key, a wrong model name) left only its
+        initial checkpoint: that is not a run, and a plain rerun may start over in the same directory.
+        """
+        return self.state_file.exists() and not self._pristine()
+
+    def _pristine(self) -> bool:
+        try:
+            data = json.loads(self.state_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False  # let load() report it
+        if not isinstance(data, dict) or data.get("version") != STATE_VERSION or data.get("step") != "start":
+            return False
+        requests = (data.get("usage_before") or {}).get("requests", 0)
+        no_judgments = not self.judgments_file.exists() or self.judgments_file.stat().st_size == 0
+        return requests == 0 and no_judgments and not data.get("notes")
 
     def load(self) -> RunState:
         try:

@@ -63,8 +63,9 @@ th{background:#eef1f6}td.num{text-align:right;font-variant-numeric:tabular-nums;
 .muted{color:#687386}.small{font-size:.85em}
 pre{background:#f4f6f9;border:1px solid #dde2ea;border-radius:4px;padding:8px;white-space:pre-wrap;
 word-break:break-word;font-size:.8em;max-height:22em;overflow:auto;margin:4px 0 12px}
-img{max-width:100%;height:auto;border:1px solid #dde2ea}ol.versions{margin:0;padding-left:1.6em;white-space:nowrap;
-font-size:.9em}ol.versions li::marker{color:#687386}
+img{max-width:100%;height:auto;border:1px solid #dde2ea}
+ol.versions{margin:0;padding-left:1.6em;font-size:.9em;min-width:11em}
+ol.versions li::marker{color:#687386}
 .good{color:#1c7c3b}.mid{color:#9a6b00}.low{color:#b42318}.grid{display:grid;grid-template-columns:1fr 1fr;gap:18px}
 @media (max-width:800px){.grid{grid-template-columns:1fr}}
 """
@@ -108,6 +109,19 @@ def shorten(text: str, chars: int = EXAMPLE_CHARS, lines: int = EXAMPLE_LINES) -
     return short if len(short) >= len(text.rstrip("\n")) else f"{short}\n… ({len(text) - len(short):,} more characters)"
 
 
+def as_dict(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else ``{}`` (hand-edited files may hold anything)."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 # ---------------------------------------------------------------------------------------------------- reading
 @dataclass
 class Run:
@@ -148,17 +162,14 @@ def locate(run_dir: Path) -> Run:
 
 def history_rows(run: Run, state: Any, criteria_doc: Any) -> list[dict[str, Any]]:
     """Every criterion version per iteration: ``state.json``'s history, else what the other files keep of it."""
-    if isinstance(state, dict) and isinstance(state.get("history"), list) and state["history"]:
-        return [row for row in state["history"] if isinstance(row, dict)]
-    rows: list[dict[str, Any]] = []
-    if run.mine is not None:
+    rows = as_list(as_dict(state).get("history"))
+    if not rows and run.mine is not None:
         for path in sorted((run.mine / "iterations").glob("iteration_*.json")):
-            data = run.json(path)
-            rows += [row for row in data or [] if isinstance(row, dict)]
-    if not rows and isinstance(criteria_doc, dict):
-        for criterion in criteria_doc.get("criteria") or []:
-            rows += [row for row in criterion.get("history") or [] if isinstance(row, dict)]
-    return rows
+            rows += as_list(run.json(path))
+    if not rows:
+        for criterion in as_list(as_dict(criteria_doc).get("criteria")):
+            rows += as_list(as_dict(criterion).get("history"))
+    return [row for row in rows if isinstance(row, dict) and _is_int(row.get("slot")) and _is_int(row.get("iteration"))]
 
 
 def recorded_models(*docs: Any) -> list[str]:
@@ -204,14 +215,14 @@ def position_bias_of(run: Run, criteria_doc: Any) -> dict[str, Any] | None:
     from critiq.mine.metrics import position_bias
 
     keys: set[str] = set()
-    for item in criteria_doc.get("criteria") or []:
+    for item in as_list(criteria_doc.get("criteria")):
         try:
             keys.add(criterion_key(Criterion(name=item["name"], description=item["description"])))
         except (KeyError, TypeError, ValueError):
             continue
     cells: dict[tuple[str, str], dict[bool, Judgment]] = {}
     try:
-        for row in iter_jsonl(path):
+        for row in map(as_dict, iter_jsonl(path)):
             if row.get("key") in keys:
                 judgment = Judgment.model_validate(row["judgment"])
                 cells.setdefault((row["key"], judgment.example_id), {})[judgment.swapped] = judgment
@@ -270,7 +281,7 @@ def read_scores(run: Run) -> Scored:
             import pyarrow.parquet as pq
 
             table = pq.read_table(scored_path, columns=["score"])
-            result.scores = table.column("score").to_numpy().astype(np.float64)
+            result.scores = np.asarray(table.column("score").to_numpy(), dtype=np.float64)
         except Exception as error:  # any Arrow or schema failure: report it, render the rest
             run.problem(scored_path, error)
     selected_path = run.part("selected.jsonl")
@@ -279,7 +290,7 @@ def read_scores(run: Run) -> Scored:
 
         def selected() -> Iterator[tuple[float, int, Mapping[str, Any]]]:
             for index, record in enumerate(iter_jsonl(selected_path)):
-                value = record.get("score")
+                value = as_dict(record).get("score")
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     scores.append(float(value))
                     yield float(value), index, record
@@ -304,15 +315,15 @@ def _scored_records(path: Path, scores: np.ndarray) -> Iterator[tuple[float, int
     import pyarrow.parquet as pq
 
     order = np.argsort(np.nan_to_num(scores, nan=0.0), kind="stable")
-    wanted = set(order[:EXAMPLES_SHOWN].tolist()) | set(order[-EXAMPLES_SHOWN:].tolist())
+    wanted = np.unique(np.concatenate([order[:EXAMPLES_SHOWN], order[-EXAMPLES_SHOWN:]]))
     reader = pq.ParquetFile(path)
     columns = [name for name in ("id", "text") if name in reader.schema_arrow.names] or None
     row = 0
     for batch in reader.iter_batches(columns=columns):
-        for offset in range(batch.num_rows):
-            if row + offset in wanted:
-                record = {name: batch.column(name)[offset].as_py() for name in batch.schema.names}
-                yield float(scores[row + offset]), row + offset, record
+        lo, hi = np.searchsorted(wanted, [row, row + batch.num_rows])
+        for index in wanted[lo:hi].tolist():
+            record = {name: batch.column(name)[index - row].as_py() for name in batch.schema.names}
+            yield float(scores[index]), index, record
         row += batch.num_rows
 
 
@@ -322,7 +333,7 @@ def label_counts(run: Run) -> dict[str, int] | None:
         return None
     counts: Counter[str] = Counter()
     try:
-        for record in iter_jsonl(path):
+        for record in map(as_dict, iter_jsonl(path)):
             label = record.get("preferred", record.get("label"))
             counts["tie" if label is None else str(label)] += 1
     except (OSError, ValueError) as error:
@@ -358,20 +369,22 @@ def _status(value: Any) -> str:
     return f'<span class="{text}">{text}</span>' if value in ("good", "mid", "low") else text
 
 
-def _versions(rows: Sequence[Mapping[str, Any]]) -> str:
+def _versions(rows: Sequence[Mapping[str, Any]], final: Mapping[str, Any]) -> str:
+    """One line per iteration: accuracy and status, what changed, other names shown, the final version marked."""
     items = []
     previous: Mapping[str, Any] | None = None
     for row in sorted(rows, key=lambda r: r.get("iteration", 0)):
-        change = ""
-        if previous is not None:
-            if row.get("name") != previous.get("name"):
-                change = " · replaced"
-            elif row.get("description") != previous.get("description"):
-                change = " · rewritten"
-        items.append(
-            f'<li value="{esc(row.get("iteration"))}">{pct(row.get("accuracy"))} {_status(row.get("status"))}'
-            f"{change}</li>"
-        )
+        notes = []
+        if previous is not None and row.get("name") != previous.get("name"):
+            notes.append("new (replaced the previous)")
+        elif previous is not None and row.get("description") != previous.get("description"):
+            notes.append("rewritten")
+        if row.get("name") != final.get("name"):
+            notes.append(f"<code>{esc(row.get('name'))}</code>")
+        body = f"{pct(row.get('accuracy'))} {_status(row.get('status'))}"
+        if row.get("name") == final.get("name") and row.get("description") == final.get("description"):
+            body = f"<strong>{body} · final</strong>"
+        items.append(f'<li value="{esc(row.get("iteration"))}">{body}{"".join(" · " + n for n in notes)}</li>')
         previous = row
     return f'<ol class="versions">{"".join(items)}</ol>' if items else "–"
 
@@ -405,8 +418,10 @@ def criteria_section(criteria_doc: Any, history: Sequence[Mapping[str, Any]]) ->
     for item in criteria:
         if not isinstance(item, dict):
             continue
-        stats = item.get("stats") or {}
-        line = item.get("history") or by_slot.get(slot_of.get((item.get("name"), item.get("description"))), [])
+        stats = as_dict(item.get("stats"))
+        line = [r for r in as_list(item.get("history")) if isinstance(r, dict)] or by_slot.get(
+            slot_of.get((item.get("name"), item.get("description"))), []
+        )
         rows.append(
             [
                 f"<strong>{esc(item.get('name'))}</strong><br><span class='small'>{esc(item.get('description'))}"
@@ -416,10 +431,10 @@ def criteria_section(criteria_doc: Any, history: Sequence[Mapping[str, Any]]) ->
                 number(stats.get("n")),
                 interval(stats),
                 esc(item.get("origin", "–")),
-                _versions(line),
+                _versions(line, item),
             ]
         )
-    thresholds = criteria_doc.get("thresholds") or {}
+    thresholds = as_dict(criteria_doc.get("thresholds"))
     note = (
         f"<p class='muted small'>Accuracy = correct / non-none verdicts on the human-labelled examples; coverage = "
         f"non-none / all; interval = 95% Wilson. Thresholds: low {pct(thresholds.get('low'))} (replaced at or "
@@ -487,7 +502,8 @@ def vote_section(criteria_doc: Any, bias: Mapping[str, Any] | None) -> str:
                 [
                     "verdict flips when the order of the texts is swapped",
                     pct(bias.get("flip_rate")),
-                    f"{number(bias.get('cells_in_both_orders'))} cells judged in both orders",
+                    f"{number(bias.get('cells_in_both_orders'))} cells judged in both orders"
+                    + ("" if bias.get("cells_in_both_orders") else " (measured only with swap=both)"),
                 ],
                 [
                     "first-shown text picked (0.5 = no positional preference)",
@@ -501,22 +517,24 @@ def vote_section(criteria_doc: Any, bias: Mapping[str, Any] | None) -> str:
 
 
 def retrieval_section(state: Any, flow_usage: Any) -> str:
-    retrieval = state.get("retrieval") if isinstance(state, dict) else None
+    retrieval = as_dict(as_dict(state).get("retrieval"))
     if not retrieval:
         return ""
     requests = retrieval.get("requests")
-    total = flow_usage.get("requests") if isinstance(flow_usage, dict) else None
-    share = f" ({requests / total:.0%} of the flow's requests)" if isinstance(requests, int) and total else ""
-    candidates = retrieval.get("candidates") or []
-    accuracy = retrieval.get("accuracy") or {}
-    kept = set(retrieval.get("kept") or [])
+    total = as_dict(flow_usage).get("requests")
+    share = (
+        f" ({requests / total:.0%} of the flow's requests)" if _is_int(requests) and _is_int(total) and total else ""
+    )
+    candidates = [str(c) for c in as_list(retrieval.get("candidates"))]
+    accuracy = as_dict(retrieval.get("accuracy"))
+    kept = [str(k) for k in as_list(retrieval.get("kept"))]
     rows = [[esc(name), pct(accuracy.get(name)), "kept" if name in kept else ""] for name in candidates]
     return (
         '<h2 id="retrieval">Knowledge-base retrieval</h2>'
         f"<p>{len(candidates)} of {number(retrieval.get('knowledge_base_size'))} knowledge-base criteria were "
         f"judged on the human-labelled examples: {number(retrieval.get('judgments'))} judgments, "
         f"{number(requests)} requests"
-        f"{esc(share)}. Kept: {esc(', '.join(retrieval.get('kept') or []) or 'none')}.</p>"
+        f"{esc(share)}. Kept: {esc(', '.join(kept) or 'none')}.</p>"
         "<details><summary>Candidates and their accuracy</summary>"
         + table(["candidate", "accuracy", ""], rows, numeric=(1,))
         + "</details>"
@@ -554,7 +572,7 @@ def annotate_section(annotate_doc: Any, labels: Mapping[str, int] | None) -> str
             f"<p>{number(summary.get('written'))} pairs labelled, {number(summary.get('skipped'))} skipped as already "
             f"done, {number(summary.get('failed'))} failed, {number(summary.get('ties'))} ties (no label).</p>"
         )
-        stats = summary.get("criteria") or {}
+        stats = as_dict(summary.get("criteria"))
         if stats:
             rows = [
                 [esc(name), pct(s.get("accuracy")), interval(s), pct(s.get("coverage")), number(s.get("n"))]
@@ -584,7 +602,7 @@ def annotate_section(annotate_doc: Any, labels: Mapping[str, int] | None) -> str
 def scorer_section(manifest: Any) -> str:
     if not isinstance(manifest, dict):
         return ""
-    report = manifest.get("fit_report") or {}
+    report = as_dict(manifest.get("fit_report"))
     rows = [
         ["kind", esc(manifest.get("kind"))],
         ["held-out pairwise accuracy", pct(report.get("accuracy"))],
@@ -704,8 +722,7 @@ def render_html(run_dir: str | Path, *, models: Sequence[str] = ()) -> Path:
     ]
     embedded = uses_embedded(found, state, annotate_doc, extra)
     vote = criteria_doc.get("vote") if isinstance(criteria_doc, dict) else None
-    thresholds = criteria_doc.get("thresholds") if isinstance(criteria_doc, dict) else None
-    thresholds = thresholds or (state.get("config") if isinstance(state, dict) else None) or {}
+    thresholds = as_dict(as_dict(criteria_doc).get("thresholds")) or as_dict(as_dict(state).get("config"))
     accuracy_png = plots.accuracy_per_iteration(
         history,
         thresholds=(thresholds.get("low"), thresholds.get("high")),

@@ -40,7 +40,7 @@ def accuracy_per_iteration(
     labels: dict[int, str] = {}
     for row in history:
         accuracy = row.get("accuracy")
-        if accuracy is None:
+        if not isinstance(accuracy, (int, float)) or isinstance(accuracy, bool):
             continue
         slot = int(row.get("slot", 0))
         lines.setdefault(slot, []).append((int(row.get("iteration", 0)), float(accuracy)))
@@ -57,9 +57,9 @@ def accuracy_per_iteration(
         name = labels[slot]
         ax.plot(xs, ys, marker="o", label=f"{slot}: {name[:30]}{'…' if len(name) > 30 else ''}")
     for level in thresholds:
-        if level is not None:
+        if isinstance(level, (int, float)):
             ax.axhline(level, color="grey", linestyle=":", linewidth=1)
-    if vote is not None:
+    if isinstance(vote, (int, float)):
         ax.axhline(vote, color="black", linestyle="--", linewidth=1, label="final majority vote")
     iterations = sorted({x for points in lines.values() for x, _ in points})
     ax.set_xticks(iterations)

@@ -188,5 +188,5 @@ def make_scorer(kind: str, **options: Any) -> Scorer:
     scorer_cls = scorer_class(kind)
     try:
         return scorer_cls(**options)
-    except TypeError as error:
+    except (TypeError, ValueError) as error:
         raise CritiqError(f"bad option for the {kind} scorer: {error}") from error

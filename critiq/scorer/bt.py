@@ -2,12 +2,15 @@
 
 The model scores each distinct text once per step (``s = X w``) and compares pairs by index, so a
 text shared by many pairs costs one row. With no intercept the loss is symmetric in the pair order,
-so no random sign flips are needed. Solved with scipy's L-BFGS on the columns that occur.
+so no random sign flips are needed. Solved with a small numpy L-BFGS on the columns that occur.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -28,6 +31,76 @@ def _compress_columns(matrix: Any) -> tuple[Any, np.ndarray]:
     return small, kept
 
 
+def _single_threaded_blas() -> AbstractContextManager[object]:
+    """Vector dot products are memory-bound: threaded BLAS only adds spin-waits, badly so on a busy machine."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def lbfgs(
+    objective: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    x0: np.ndarray,
+    *,
+    max_iter: int = 100,
+    memory: int = 10,
+    gtol: float = 1e-5,
+    ftol: float = 1e-9,
+) -> tuple[np.ndarray, float, int]:
+    """Minimise a smooth convex ``objective`` (returning value and gradient) with L-BFGS + Armijo backtracking.
+
+    Returns (x, f(x), iterations). Plain numpy: scipy's L-BFGS-B spends most of its time on bound logic here.
+    """
+    x = x0.astype(np.float64)
+    value, grad = objective(x)
+    history: deque[tuple[np.ndarray, np.ndarray, float]] = deque(maxlen=memory)
+    iterations = 0
+    while iterations < max_iter and float(np.max(np.abs(grad), initial=0.0)) > gtol:
+        iterations += 1
+        direction = -_two_loop(grad, history)
+        slope = float(grad @ direction)
+        if slope >= 0:  # not a descent direction: restart from steepest descent
+            history.clear()
+            direction, slope = -grad, -float(grad @ grad)
+        step = 1.0 if history else min(1.0, 1.0 / max(float(np.linalg.norm(grad)), 1e-12))
+        for _ in range(40):
+            candidate = x + step * direction
+            new_value, new_grad = objective(candidate)
+            if new_value <= value + 1e-4 * step * slope:
+                break
+            step *= 0.5
+        else:
+            break
+        s_vec, y_vec = candidate - x, new_grad - grad
+        curvature = float(s_vec @ y_vec)
+        if curvature > 1e-12:
+            history.append((s_vec, y_vec, 1.0 / curvature))
+        decrease = value - new_value
+        x, value, grad = candidate, new_value, new_grad
+        if decrease <= ftol * max(abs(value), 1.0):
+            break
+    return x, value, iterations
+
+
+def _two_loop(grad: np.ndarray, history: deque[tuple[np.ndarray, np.ndarray, float]]) -> np.ndarray:
+    """The L-BFGS approximation of H⁻¹ · grad."""
+    q = grad.copy()
+    alphas = []
+    for s_vec, y_vec, rho in reversed(history):
+        alpha = rho * float(s_vec @ q)
+        q -= alpha * y_vec
+        alphas.append(alpha)
+    if history:
+        s_vec, y_vec, _ = history[-1]
+        q *= float(s_vec @ y_vec) / float(y_vec @ y_vec)
+    for (s_vec, y_vec, rho), alpha in zip(history, reversed(alphas), strict=True):
+        beta = rho * float(y_vec @ q)
+        q += (alpha - beta) * s_vec
+    return q
+
+
 def fit_linear_bt(
     features: Any,
     chosen: np.ndarray,
@@ -41,14 +114,11 @@ def fit_linear_bt(
 
     ``features`` has one row per distinct text (dense array or scipy CSR); ``chosen``/``rejected`` index rows.
     """
-    from scipy.optimize import minimize
-
     n_texts, d = features.shape
     weights = np.zeros(d, dtype=np.float32)
     if len(chosen) == 0:
         return weights
-    sparse_input = hasattr(features, "tocsr")
-    if sparse_input:
+    if hasattr(features, "tocsr"):
         matrix, kept = _compress_columns(features.tocsr().astype(np.float32))
         transposed = matrix.T.tocsr()
     else:
@@ -65,15 +135,10 @@ def fit_linear_bt(
         grad = np.asarray(transposed @ dscores.astype(np.float32)).ravel().astype(np.float64) + l2 * w64
         return loss + 0.5 * l2 * float(w64 @ w64), grad
 
-    result = minimize(
-        objective,
-        np.zeros(matrix.shape[1]),
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": max_iter, "gtol": tol, "ftol": 1e-9},
-    )
+    with _single_threaded_blas():
+        solution, loss, iterations = lbfgs(objective, np.zeros(matrix.shape[1]), max_iter=max_iter, gtol=tol)
     logger.debug(
-        "BT fit: %d pairs, %d/%d features, %d iterations, loss %.4f", len(chosen), len(kept), d, result.nit, result.fun
+        "BT fit: %d pairs, %d/%d features, %d iterations, loss %.4f", len(chosen), len(kept), d, iterations, loss
     )
-    weights[kept] = result.x.astype(np.float32)
+    weights[kept] = solution.astype(np.float32)
     return weights

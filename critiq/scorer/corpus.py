@@ -118,8 +118,9 @@ def _rows_to_table(rows: list[dict[str, Any]], lines: list[int], text_field: str
         if not isinstance(record.get(text_field), str):
             problem = "missing" if text_field not in record else f"not text ({type(record[text_field]).__name__})"
             raise InputError(f"field '{text_field}' is {problem}", source=str(path), line=line)
+    keys = list(dict.fromkeys(key for record in rows for key in record))  # from_pylist reads the first row's keys only
     try:
-        return pa.Table.from_pylist(rows)
+        return pa.Table.from_pydict({key: [record.get(key) for record in rows] for key in keys})
     except (pa.ArrowException, TypeError, ValueError) as error:
         raise InputError(
             f"lines {lines[0]}-{lines[-1]}: inconsistent field types: {error}", source=str(path)

@@ -157,7 +157,7 @@ class EncoderScorer(Scorer):
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                total, steps = total + float(loss), steps + 1
+                total, steps = total + float(loss.detach()), steps + 1
             logger.info("encoder fine-tune epoch %d: mean BT loss %.4f", epoch + 1, total / max(steps, 1))
         model.eval()
         self.head = head.weight.detach().cpu().numpy().ravel().astype(np.float32)

@@ -7,7 +7,7 @@ Each feature family owns ``2**bits`` buckets; counts are log-scaled and each fam
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +28,14 @@ for _lo, _hi in (("0", "9"), ("a", "z"), ("A", "Z")):
 _WORD[ord("_")] = True
 _WORD[128:] = True  # UTF-8 continuation and lead bytes belong to words
 _PUNCT = ~(_WORD | _SPACE)
+_OTHER, _BLANK, _NEWLINE, _PUNCT_CLASS, _DIGIT, _UPPER, _NON_ASCII = range(7)
+_CLASS = np.full(256, _OTHER, dtype=np.int64)  # one class per byte, for the length/shape statistics
+_CLASS[_SPACE] = _BLANK
+_CLASS[10] = _NEWLINE
+_CLASS[_PUNCT] = _PUNCT_CLASS
+_CLASS[ord("0") : ord("9") + 1] = _DIGIT
+_CLASS[ord("A") : ord("Z") + 1] = _UPPER
+_CLASS[128:] = _NON_ASCII
 
 DENSE_NAMES = (
     "log_chars",
@@ -59,7 +67,7 @@ class HashedFeatures:
 class Featurizer:
     """Word uni/bigrams + character n-grams within words, hashed into ``families * 2**bits`` columns."""
 
-    def __init__(self, bits: int = 18, char_ngrams: Sequence[int] = (3, 4, 5), lowercase: bool = True) -> None:
+    def __init__(self, bits: int = 18, char_ngrams: Sequence[int] = (4,), lowercase: bool = True) -> None:
         if not 10 <= bits <= 22:
             raise ValueError("bits must be in [10, 22]")
         self.bits = bits
@@ -79,25 +87,28 @@ class Featurizer:
     def config(self) -> dict[str, object]:
         return {"bits": self.bits, "char_ngrams": list(self.char_ngrams), "lowercase": self.lowercase}
 
-    def transform(self, texts: Sequence[str]) -> HashedFeatures:
-        """Featurise ``texts``, chunk by chunk so the working set stays small."""
-        parts: list[HashedFeatures] = []
-        start = 0
-        while start < len(texts):
+    def chunks(self, texts: Sequence[str]) -> Iterator[tuple[int, HashedFeatures]]:
+        """(first row, features) of consecutive slices of ``texts`` of about 128 KB each (rows are slice-local)."""
+        start, total = 0, len(texts)
+        while start < total:
             stop, size = start, 0
-            while stop < len(texts) and (stop == start or size < _CHUNK_BYTES) and stop - start < 2048:
+            while stop < total and (stop == start or size < _CHUNK_BYTES) and stop - start < 2048:
                 size += len(texts[stop]) + 1
                 stop += 1
-            parts.append(self._transform_chunk(texts[start:stop], row_offset=start))
+            yield start, self._transform_chunk(texts[start:stop])
             start = stop
+
+    def transform(self, texts: Sequence[str]) -> HashedFeatures:
+        """Featurise all of ``texts`` into one set of sparse entries (rows index ``texts``)."""
+        parts = [(start, feats) for start, feats in self.chunks(texts)]
         if not parts:
             empty = np.zeros(0, dtype=np.int32)
             return HashedFeatures(empty, empty, np.zeros(0, np.float32), np.zeros((0, len(DENSE_NAMES)), np.float32), 0)
         return HashedFeatures(
-            rows=np.concatenate([p.rows for p in parts]),
-            cols=np.concatenate([p.cols for p in parts]),
-            values=np.concatenate([p.values for p in parts]),
-            dense=np.concatenate([p.dense for p in parts]),
+            rows=np.concatenate([feats.rows + np.int32(start) for start, feats in parts]),
+            cols=np.concatenate([feats.cols for _, feats in parts]),
+            values=np.concatenate([feats.values for _, feats in parts]),
+            dense=np.concatenate([feats.dense for _, feats in parts]),
             n=len(texts),
         )
 
@@ -128,14 +139,12 @@ class Featurizer:
         mixed *= _MIX
         return (mixed >> np.uint32(32 - self.bits)).astype(np.int32) + np.int32(family << self.bits)
 
-    def _transform_chunk(self, texts: Sequence[str], row_offset: int) -> HashedFeatures:
+    def _transform_chunk(self, texts: Sequence[str]) -> HashedFeatures:
         n = len(texts)
         # Each document is " " + text; the final " " closes the last one.
         encoded = [t.encode("utf-8", "replace") for t in texts]
         raw = np.frombuffer(b" " + b" ".join(encoded) + b" ", dtype=np.uint8)
         byte_lens = np.fromiter(map(len, encoded), dtype=np.int64, count=n)
-        doc_start = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(byte_lens + 1, out=doc_start[1:])
         text = _LOWER[raw] if self.lowercase else raw
         length = len(text)
         ppow, qpow = self._powers(length + 1)
@@ -152,7 +161,8 @@ class Featurizer:
         next_word = np.concatenate((is_word[1:], [False]))
         tok_lo = np.flatnonzero(is_punct | (is_word & ~prev_word))
         tok_hi = np.flatnonzero(is_punct | (is_word & ~next_word)) + 1
-        tok_doc = (np.searchsorted(doc_start, tok_lo, side="right") - 1).astype(np.int32)
+        pos_doc = np.repeat(np.arange(n, dtype=np.int32), byte_lens + 1)
+        tok_doc = pos_doc[tok_lo]
         tok_hash = substring_hash(tok_lo, tok_hi)
 
         rows = [tok_doc]
@@ -163,7 +173,6 @@ class Featurizer:
         cols.append(self._bucket(bigram, 1))
 
         space_cum = np.concatenate(([0], np.cumsum(is_space, dtype=np.int32)))
-        pos_doc = np.repeat(np.arange(n, dtype=np.int32), byte_lens + 1)
         for family, size in enumerate(self.char_ngrams, start=2):
             if size > length:
                 continue
@@ -191,36 +200,28 @@ class Featurizer:
         norms = np.sqrt(np.bincount(segment, weights=values * values, minlength=n * self.n_families))
         values = values / (norms[segment] * np.sqrt(self.n_families))
 
-        dense = self._dense(texts, raw, doc_start, byte_lens, is_space, is_punct, tok_doc, u_rows, u_cols)
-        return HashedFeatures(u_rows + np.int32(row_offset), u_cols, values.astype(np.float32), dense, n)
+        dense = self._dense(texts, raw, pos_doc, byte_lens, tok_doc, u_rows, u_cols)
+        return HashedFeatures(u_rows, u_cols, values.astype(np.float32), dense, n)
 
     def _dense(
         self,
         texts: Sequence[str],
         raw: np.ndarray,
-        doc_start: np.ndarray,
+        pos_doc: np.ndarray,
         byte_lens: np.ndarray,
-        is_space: np.ndarray,
-        is_punct: np.ndarray,
         tok_doc: np.ndarray,
         u_rows: np.ndarray,
         u_cols: np.ndarray,
     ) -> np.ndarray:
         n = len(texts)
-        starts = doc_start[:-1]
-
-        def per_doc(mask: np.ndarray) -> np.ndarray:
-            cum = np.concatenate(([0], np.cumsum(mask, dtype=np.int64)))
-            return (cum[doc_start[1:]] - cum[starts]).astype(np.float64)
-
+        classes = np.bincount(pos_doc * 8 + _CLASS[raw[: len(pos_doc)]], minlength=n * 8).reshape(n, 8)
+        classes = classes.astype(np.float64)
+        newlines = classes[:, _NEWLINE]
+        spaces = classes[:, _BLANK] + newlines - 1.0  # the separator before each document
+        punct, digits = classes[:, _PUNCT_CLASS], classes[:, _DIGIT]
+        upper, non_ascii = classes[:, _UPPER], classes[:, _NON_ASCII]
         chars = np.fromiter((len(t) for t in texts), dtype=np.float64, count=n)
         blen = np.maximum(byte_lens.astype(np.float64), 1.0)
-        spaces = per_doc(is_space) - 1.0  # the separator before each document
-        newlines = per_doc(raw == 10)
-        punct = per_doc(is_punct)
-        digits = per_doc((raw >= 48) & (raw <= 57))
-        upper = per_doc((raw >= 65) & (raw <= 90))
-        non_ascii = per_doc(raw >= 128)
         tokens = np.bincount(tok_doc, minlength=n).astype(np.float64)
         unigram = (u_cols >> self.bits) == 0
         unique_tokens = np.bincount(u_rows[unigram], minlength=n).astype(np.float64)

@@ -26,8 +26,9 @@ WEIGHTS = "weights.npy"
 class NgramScorer(Scorer):
     """The default scorer: fast on CPU, trains on 25k pairs in seconds.
 
-    Features: hashed word unigrams and bigrams, character n-grams within words (log counts, each
-    family L2-normalised) and a dozen standardised length/shape statistics.
+    Features: hashed word unigrams and bigrams, character n-grams within words (4-grams by default;
+    ``char_ngrams=(3, 4, 5)`` is as accurate on the dev pairs and twice as slow), log counts with each
+    family L2-normalised, and a dozen standardised length/shape statistics.
     """
 
     kind = "ngram"
@@ -36,7 +37,7 @@ class NgramScorer(Scorer):
         self,
         *,
         bits: int = 18,
-        char_ngrams: Sequence[int] = (3, 4, 5),
+        char_ngrams: Sequence[int] = (4,),
         lowercase: bool = True,
         l2: float = 1.0,
         max_iter: int = 100,
@@ -83,16 +84,19 @@ class NgramScorer(Scorer):
     def score(self, texts: Sequence[str]) -> np.ndarray:
         self._check_fitted()
         assert self.weights is not None
-        feats = self.featurizer.transform(list(texts))
-        return self._score_features(feats)
+        texts = list(texts)
+        scores = np.zeros(len(texts), dtype=np.float32)
+        for start, feats in self.featurizer.chunks(texts):
+            scores[start : start + feats.n] = self._score_features(feats)
+        return scores
 
     def _score_features(self, feats: HashedFeatures) -> np.ndarray:
         assert self.weights is not None
         hashed = self.weights[: self.featurizer.n_hashed]
         dense_w = self.weights[self.featurizer.n_hashed :]
         scores = np.bincount(feats.rows, weights=feats.values * hashed[feats.cols], minlength=feats.n)
-        scores += self._standardise(feats.dense) @ dense_w
-        return scores.astype(np.float32)
+        dense = np.einsum("ij,j->i", self._standardise(feats.dense), dense_w)  # no BLAS threads for a 12-column product
+        return (scores + dense).astype(np.float32)
 
     def _save(self, directory: Path) -> None:
         buffer = io.BytesIO()
@@ -103,7 +107,7 @@ class NgramScorer(Scorer):
     def _load(cls, directory: Path, config: dict[str, Any]) -> NgramScorer:
         scorer = cls(
             bits=int(config.get("bits", 18)),
-            char_ngrams=tuple(config.get("char_ngrams", (3, 4, 5))),
+            char_ngrams=tuple(config.get("char_ngrams", (4,))),
             lowercase=bool(config.get("lowercase", True)),
             l2=float(config.get("l2", 1.0)),
             max_iter=int(config.get("max_iter", 100)),

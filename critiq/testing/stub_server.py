@@ -4,9 +4,9 @@ Run it as ``python -m critiq.testing.stub_server --port 8123`` or use :class:`St
 Faults are queued with ``POST /_script`` (a JSON list consumed one per chat request); after the queue is empty
 each request gets a valid answer. Actions:
 
-``ok`` · ``429`` or ``429:SECONDS`` (with Retry-After) · ``500`` · ``503`` · ``slow:SECONDS`` · ``reset`` (drop the
-connection) · ``empty`` · ``nonjson`` · ``missing`` (JSON without the required fields) · ``refusal`` ·
-``text:CONTENT`` (this exact content).
+``ok`` · ``429`` or ``429:SECONDS`` (with Retry-After) · ``500``, ``503`` or any other status code ·
+``slow:SECONDS`` · ``reset`` (drop the connection) · ``empty`` · ``nonjson`` · ``missing`` (JSON without the
+required fields) · ``refusal`` · ``text:CONTENT`` (this exact content).
 
 Valid answers are the first value the schema allows (``sample_instance``), or, with ``vary`` on, values picked by a
 hash of the request: deterministic per request but different across requests (enum values vary, strings become
@@ -129,7 +129,7 @@ def build_app(delay: float = 0.0, vary: bool = False) -> Any:
                 return web.json_response(
                     {"error": {"message": "rate limited", "type": "rate_limit"}}, status=429, headers=headers
                 )
-            if name in ("500", "503"):
+            if name.isdigit():  # 500, 503, 401, 404, ...: that status with an error body
                 return web.json_response({"error": {"message": f"server error {name}"}}, status=int(name))
             if name == "slow":
                 await asyncio.sleep(float(arg or 5))

@@ -1,0 +1,215 @@
+"""Corpus scoring engines (datasets, Ray Data), file selection and the DataTrove filter."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from critiq.errors import CritiqError, InputError
+from critiq.score import read_scored, score_corpus, select_file
+from critiq.scorer import NgramScorer, Scorer
+
+WORDS = [f"tok{i}" for i in range(200)]
+
+
+def make_text(rng: np.random.Generator, good: int) -> str:
+    words = list(rng.choice(WORDS, size=int(rng.integers(20, 60))))
+    return " ".join(words[:10] + ["quality"] * good + words[10:])
+
+
+@pytest.fixture(scope="module")
+def scorer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rng = np.random.default_rng(0)
+    pairs = []
+    for _ in range(300):
+        k_a, k_b = rng.choice(6, size=2, replace=False)
+        pairs.append(
+            {"a": make_text(rng, int(k_a)), "b": make_text(rng, int(k_b)), "preferred": "a" if k_a > k_b else "b"}
+        )
+    scorer = NgramScorer(bits=14)
+    scorer.fit(pairs)
+    return scorer.save(tmp_path_factory.mktemp("scorer") / "ngram")
+
+
+@pytest.fixture(scope="module")
+def records() -> list[dict[str, object]]:
+    rng = np.random.default_rng(1)
+    return [{"doc": f"d{i}", "text": make_text(rng, i % 6), "meta": {"n": i}} for i in range(300)]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory, records: list[dict[str, object]]) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "corpus.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def expected_scores(scorer_dir: Path, records: list[dict[str, object]]) -> np.ndarray:
+    return Scorer.load(scorer_dir).score([str(r["text"]) for r in records])
+
+
+def test_datasets_engine_keeps_columns_and_adds_score(
+    scorer_dir: Path, corpus: Path, records: list[dict[str, object]], tmp_path: Path
+) -> None:
+    summary = score_corpus(corpus, scorer_dir, tmp_path / "out.parquet", batch_size=64)
+    table = pq.read_table(tmp_path / "out.parquet")
+    assert table.column_names == ["doc", "text", "meta", "score", "id"]
+    assert table.column("doc").to_pylist() == [r["doc"] for r in records]
+    assert table.column("id").to_pylist() == list(range(300))
+    assert table.column("meta").to_pylist()[7] == {"n": 7}
+    np.testing.assert_array_equal(table.column("score").to_numpy(), expected_scores(scorer_dir, records))
+    assert summary.n == 300 and summary.engine == "datasets"
+    assert summary.score_min == pytest.approx(float(table.column("score").to_numpy().min()))
+    assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]
+
+
+def test_all_input_kinds_give_the_same_scores(
+    scorer_dir: Path, corpus: Path, records: list[dict[str, object]], tmp_path: Path
+) -> None:
+    datasets = pytest.importorskip("datasets")
+    dataset = datasets.Dataset.from_list(records)
+    dataset.save_to_disk(str(tmp_path / "hf"))
+    pq.write_table(pa.Table.from_pylist(records), tmp_path / "in.parquet")
+    (tmp_path / "in.json").write_text(json.dumps(records))
+    expected = expected_scores(scorer_dir, records)
+    for source in (tmp_path / "hf", dataset, tmp_path / "in.parquet", tmp_path / "in.json"):
+        score_corpus(source, scorer_dir, tmp_path / "out.parquet", batch_size=50)
+        np.testing.assert_array_equal(pq.read_table(tmp_path / "out.parquet").column("score").to_numpy(), expected)
+
+
+def test_max_chars_truncates_before_scoring(
+    scorer_dir: Path, corpus: Path, records: list[dict[str, object]], tmp_path: Path
+) -> None:
+    score_corpus(corpus, scorer_dir, tmp_path / "out.parquet", max_chars=40)
+    scores = pq.read_table(tmp_path / "out.parquet").column("score").to_numpy()
+    expected = Scorer.load(scorer_dir).score([str(r["text"])[:40] for r in records])
+    np.testing.assert_array_equal(scores, expected)
+
+
+def test_schema_that_widens_between_batches(scorer_dir: Path, tmp_path: Path) -> None:
+    rows = [{"text": "tok1 tok2", "extra": None} for _ in range(5)] + [{"text": "tok3 quality", "extra": "x", "new": 1}]
+    path = tmp_path / "wide.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = score_corpus(path, scorer_dir, tmp_path / "out.parquet", batch_size=2)
+    table = pq.read_table(tmp_path / "out.parquet")
+    assert summary.n == 6 and table.num_rows == 6
+    assert table.column("extra").to_pylist() == [None] * 5 + ["x"]
+    assert table.column("new").to_pylist() == [None] * 5 + [1]
+    assert table.column("id").to_pylist() == list(range(6))
+
+
+def test_input_errors_name_the_file_and_line(scorer_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "tok1"}\n{"text": \n')
+    with pytest.raises(InputError, match=r"bad\.jsonl:2: invalid JSON"):
+        score_corpus(bad, scorer_dir, tmp_path / "out.parquet")
+    missing = tmp_path / "missing_field.jsonl"
+    missing.write_text('{"text": "tok1"}\n{"body": "tok2"}\n')
+    with pytest.raises(InputError, match=r"missing_field\.jsonl:2: field 'text' is missing"):
+        score_corpus(missing, scorer_dir, tmp_path / "out.parquet")
+    pq.write_table(pa.table({"body": ["x"]}), tmp_path / "nofield.parquet")
+    with pytest.raises(InputError, match=r"no field 'text' \(fields: body\)"):
+        score_corpus(tmp_path / "nofield.parquet", scorer_dir, tmp_path / "out.parquet")
+    with pytest.raises(InputError, match="no such file"):
+        score_corpus(tmp_path / "absent.jsonl", scorer_dir, tmp_path / "out.parquet")
+    (tmp_path / "garbage.parquet").write_bytes(b"not parquet")
+    with pytest.raises(InputError, match="unreadable parquet"):
+        score_corpus(tmp_path / "garbage.parquet", scorer_dir, tmp_path / "out.parquet")
+    with pytest.raises(CritiqError, match=r"must be a \.parquet file"):
+        score_corpus(bad, scorer_dir, tmp_path / "out.jsonl")
+    assert not (tmp_path / "out.parquet").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_select_file_writes_selected_records_in_corpus_order(scorer_dir: Path, corpus: Path, tmp_path: Path) -> None:
+    score_corpus(corpus, scorer_dir, tmp_path / "scored.parquet")
+    scores, _ = read_scored(tmp_path / "scored.parquet")
+    summary = select_file(tmp_path / "scored.parquet", tmp_path / "top.jsonl", top_k=30)
+    rows = [json.loads(line) for line in (tmp_path / "top.jsonl").read_text().splitlines()]
+    assert summary.n_selected == len(rows) == 30 and summary.n_total == 300
+    assert [r["id"] for r in rows] == sorted(np.argsort(-scores, kind="stable")[:30].tolist())
+    assert set(rows[0]) == {"doc", "text", "meta", "score", "id"}
+    assert summary.min_score == pytest.approx(min(r["score"] for r in rows))
+    by_tokens = select_file(tmp_path / "scored.parquet", tmp_path / "tok.jsonl", tokens=500, temperature=1.0, seed=3)
+    assert by_tokens.tokens_selected >= 500
+    assert by_tokens.tokens_selected == sum(len(json.loads(x)["text"]) // 4 for x in (tmp_path / "tok.jsonl").open())
+    again = select_file(tmp_path / "scored.parquet", tmp_path / "tok2.jsonl", tokens=500, temperature=1.0, seed=3)
+    assert (tmp_path / "tok.jsonl").read_text() == (
+        tmp_path / "tok2.jsonl"
+    ).read_text() and again == by_tokens.model_copy(update={"out": again.out})
+    with pytest.raises(CritiqError, match="--fraction must be in"):
+        select_file(tmp_path / "scored.parquet", tmp_path / "x.jsonl", fraction=2.0)
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+# --- Ray Data -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ray_session() -> Iterator[None]:
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_ray_engine_matches_datasets_engine(ray_session: None, scorer_dir: Path, corpus: Path, tmp_path: Path) -> None:
+    score_corpus(corpus, scorer_dir, tmp_path / "ds.parquet", batch_size=64)
+    summary = score_corpus(corpus, scorer_dir, tmp_path / "ray.parquet", engine="ray", batch_size=64)
+    by_ds = pq.read_table(tmp_path / "ds.parquet").to_pylist()
+    by_ray = pq.read_table(tmp_path / "ray.parquet").to_pylist()
+    assert summary.n == 300 and summary.engine == "ray"
+    assert by_ray == by_ds  # same rows, same order, same columns and scores
+
+
+def test_ray_udf_in_a_user_pipeline(ray_session: None, scorer_dir: Path, records: list[dict[str, object]]) -> None:
+    import ray.data
+
+    from critiq.integrations.ray import ScorerUDF
+
+    dataset = ray.data.from_items(records[:40])
+    scored = dataset.map_batches(
+        ScorerUDF,
+        fn_constructor_kwargs={"scorer_dir": str(scorer_dir)},
+        batch_format="pyarrow",
+        compute=ray.data.ActorPoolStrategy(size=1),
+    )
+    rows = sorted(scored.take_all(), key=lambda r: r["doc"])
+    expected = dict(zip([r["doc"] for r in records[:40]], expected_scores(scorer_dir, records[:40]), strict=True))
+    assert all(row["score"] == pytest.approx(expected[row["doc"]], rel=1e-6) for row in rows)
+
+
+def test_ray_engine_reports_a_missing_field(ray_session: None, scorer_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"body": "tok1"}\n')
+    with pytest.raises(InputError, match=r"c\.jsonl:1: field 'text' is missing"):
+        score_corpus(path, scorer_dir, tmp_path / "out.parquet", engine="ray")
+
+
+# --- DataTrove ----------------------------------------------------------------------------------
+
+
+def test_datatrove_filter_scores_and_drops(scorer_dir: Path) -> None:
+    pytest.importorskip("datatrove")
+    from datatrove.data import Document
+
+    from critiq.integrations.datatrove import CritiqScoreFilter
+
+    rng = np.random.default_rng(5)
+    texts = [make_text(rng, k % 6) for k in range(12)]
+    scores = Scorer.load(scorer_dir).score(texts)
+    threshold = float(np.median(scores))
+    docs = [Document(text=t, id=str(i)) for i, t in enumerate(texts)]
+    step = CritiqScoreFilter(scorer_dir, threshold=threshold, batch_size=5)
+    kept = list(step.run(iter(docs)))
+    assert [d.id for d in kept] == [str(i) for i in range(12) if scores[i] >= threshold]
+    assert all(d.metadata["critiq_score"] == pytest.approx(float(scores[int(d.id)])) for d in kept)
+    by_field = CritiqScoreFilter(scorer_dir, threshold=-1e9, text_field="body")
+    doc = Document(text="ignored", id="x", metadata={"body": texts[0]})
+    assert by_field.filter(doc) is True and doc.metadata["critiq_score"] == pytest.approx(float(scores[0]))
