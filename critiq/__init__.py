@@ -1,7 +1,7 @@
 """critiq: mine data-quality criteria from a few human preferences, distil a scorer, select training data.
 
 The pipeline, one package a step: :mod:`critiq.mine` (CritiQ Flow) → :mod:`critiq.annotate` → :mod:`critiq.scorer`
-→ :mod:`critiq.select`. Names below are imported lazily, so ``import critiq`` stays cheap.
+→ :mod:`critiq.selection`. Names below are imported lazily, so ``import critiq`` stays cheap.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ _EXPORTS = {
     "KnowledgeBase": "critiq.knowledge.base",
     "Scorer": "critiq.scorer.base",
     "make_scorer": "critiq.scorer.base",
-    "select": "critiq.select",
+    "select": "critiq.selection",
     "score_corpus": "critiq.score",
     "CritiqError": "critiq.errors",
     "InputError": "critiq.errors",

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from critiq.errors import CritiqError, InputError
 from critiq.scorer.base import Scorer
 from critiq.scorer.corpus import ParquetSink, atomic_path, describe, iter_tables
-from critiq.select import select
+from critiq.selection import select
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ def select_file(
     text_field: str = "text",
     token_field: str | None = None,
 ) -> SelectSummary:
-    """Select from a scored Parquet file (see ``critiq.select.select``) and write the records as JSONL.
+    """Select from a scored Parquet file (see ``critiq.selection.select``) and write the records as JSONL.
 
     Records are written in corpus order, with all their fields, atomically.
     """

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from critiq.errors import CritiqError
-from critiq.select import select
+from critiq.selection import select
 
 
 def test_zero_temperature_is_top_k_with_ties_by_index() -> None:
