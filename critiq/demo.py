@@ -135,6 +135,6 @@ def run_demo(
     # 5. the HTML report
     from critiq.report import render_html
 
-    page = render_html(out)
+    page = render_html(out, models=[clients.manager.config.model, clients.worker.config.model])
     log.info("demo finished: %s", json.dumps({"criteria": [c.name for c in criteria], "report": str(page)}))
     return page

@@ -73,7 +73,7 @@ def with_ray(scorer_dir: Path, corpus: Path, address: str | None, cpus: int) -> 
             fn_constructor_kwargs={"scorer_dir": str(scorer_dir)},
             batch_size=256,
             batch_format="pyarrow",
-            concurrency=1,
+            compute=ray.data.ActorPoolStrategy(size=1),  # one actor: one scorer load
         )
         return np.asarray([row["score"] for row in scored.iter_rows()], dtype=np.float32)
     finally:

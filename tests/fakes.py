@@ -25,8 +25,9 @@ class ScriptedClient:
         self.usage = Usage()
         self.calls: list[list[dict[str, Any]]] = []
 
-    async def complete(self, messages: list[dict[str, Any]], *, schema: type[BaseModel] | None = None,
-                       sample: int = 0, **params: Any) -> Completion:
+    async def complete(
+        self, messages: list[dict[str, Any]], *, schema: type[BaseModel] | None = None, sample: int = 0, **params: Any
+    ) -> Completion:
         self.calls.append(messages)
         self.usage.requests += 1
         reply = self.responder(messages, schema)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.logging import RichHandler
@@ -169,6 +171,24 @@ def _criteria_table(criteria: list, stats: dict | None = None) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- judge / annotate
+@contextmanager
+def _worker_client(backend: str, settings: ModelSettings) -> Iterator[Any]:
+    """The workers' client: any server or provider over HTTP, or vLLM offline batch on a local GPU."""
+    if backend == "vllm-offline":
+        from critiq.llm.cache import RequestCache
+        from critiq.llm.vllm_offline import VLLMOfflineClient
+
+        if not settings.model:
+            raise CritiqError("--backend vllm-offline needs --model (a Hugging Face model name or path)")
+        cache = RequestCache(settings.cache_dir) if settings.cache_dir else None
+        yield VLLMOfflineClient(settings.model, cache=cache, max_tokens=settings.worker_max_tokens)
+        return
+    from critiq.llm.session import open_clients
+
+    with open_clients(settings) as clients:
+        yield clients.worker
+
+
 def _annotate_command(
     input_path: Path,
     criteria_path: Path,
@@ -185,13 +205,13 @@ def _annotate_command(
     seed: int,
     language: str,
     text_field: str,
+    backend: str = "http",
 ) -> None:
     from critiq.annotate import annotate, draw_pairs
     from critiq.data.criteria import load_criteria
     from critiq.data.loaders import iter_examples, load_examples, scan_examples
     from critiq.data.models import Point
     from critiq.llm.client import run_sync
-    from critiq.llm.session import open_clients
     from critiq.mine.judge import Worker
     from critiq.prompts import Prompts
 
@@ -207,8 +227,10 @@ def _annotate_command(
         first, examples = loaded[0], iter(loaded)
     if corpus or (isinstance(first, Point) and corpus):
         examples = draw_pairs(examples, seed=seed, length_matched=length_matched, max_pairs=max_pairs)  # type: ignore[arg-type]
-    with open_clients(settings) as clients, progress_bar() as update:
-        worker = Worker(clients.worker, Prompts(language), swap=swap, seed=seed)  # type: ignore[arg-type]
+    if backend not in ("http", "vllm-offline"):
+        raise CritiqError(f"--backend {backend!r}: use http or vllm-offline")
+    with _worker_client(backend, settings) as client, progress_bar() as update:
+        worker = Worker(client, Prompts(language), swap=swap, seed=seed)  # type: ignore[arg-type]
         summary = run_sync(
             annotate(
                 examples,
@@ -222,8 +244,8 @@ def _annotate_command(
         )
     console.print(
         f"wrote {summary.written} records to {out} (skipped {summary.skipped} already done, "
-        f"{summary.failed} failed, {summary.ties} ties) · requests {clients.usage.requests} · "
-        f"cache hits {clients.usage.cache_hits}"
+        f"{summary.failed} failed, {summary.ties} ties) · requests {client.usage.requests} · "
+        f"cache hits {client.usage.cache_hits}"
     )
     if summary.criteria:
         _criteria_table(criteria, summary.criteria)
@@ -302,6 +324,7 @@ def annotate(
         seed=seed,
         language=language,
         text_field=text_field,
+        backend=backend,
     )
 
 
@@ -386,6 +409,18 @@ def select_command(
         token_field=token_field,
     )
     console.print(summary.model_dump_json())
+
+
+# ---------------------------------------------------------------------------------------------------- report
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="a demo/pipeline run directory or a `critiq mine` --out")],
+) -> None:
+    """Render RUN_DIR/report.html: criteria, iterations, votes, usage, scorer accuracy, scores, selection."""
+    from critiq.report import render_html
+
+    page = render_html(run_dir)
+    console.print(f"[bold green]report:[/] {page.resolve()}")
 
 
 # ---------------------------------------------------------------------------------------------------- demo

@@ -67,8 +67,11 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add the shared model flags to a typer command; it receives them as ``settings: ModelSettings``."""
     signature = inspect.signature(command)
     hints = typing.get_type_hints(command, include_extras=True)
-    own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()
-           if p.name != "settings"]
+    own = [
+        p.replace(annotation=hints.get(p.name, p.annotation))
+        for p in signature.parameters.values()
+        if p.name != "settings"
+    ]
     shared = [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
         for name, (annotation, default) in _SHARED.items()

@@ -2,7 +2,8 @@
 
 Usable on its own in a Ray pipeline::
 
-    ds.map_batches(ScorerUDF, fn_constructor_kwargs={"scorer_dir": "scorer/"}, batch_format="pyarrow", concurrency=4)
+    ds.map_batches(ScorerUDF, fn_constructor_kwargs={"scorer_dir": "scorer/"}, batch_format="pyarrow",
+                   compute=ray.data.ActorPoolStrategy(size=4))
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from critiq.data.loaders import example_gold
-from critiq.data.models import Criterion, CriterionStats, Example, Judgment
+from critiq.data.models import Criterion, CriterionStats, Example, Judgment, Pair
 from critiq.errors import BudgetExceeded, CritiqError
 from critiq.llm.client import LLMClient, run_sync
 from critiq.mine.judge import SwapMode, Worker
@@ -334,7 +334,7 @@ class CritiQFlow:
             )
             final = best[: self.config.min_final]
         vote, weighted = self._votes(final, train, worker)
-        raw = [worker.raw(c, e) for c in final for e in train]
+        raw = [worker.raw(c, e) for c in final for e in train if isinstance(e, Pair)]  # order matters for pairs only
         result = FlowResult(
             criteria=final,
             vote=vote,
@@ -345,6 +345,7 @@ class CritiQFlow:
             run_dir=run.path,
             usage=self._total_usage(state),
             config=self.config.model_dump(),
+            models={"manager": self.manager_client.config.model, "worker": worker.client.config.model},  # type: ignore[union-attr]
         )
         if valid:
             valid = list(valid)

@@ -33,6 +33,7 @@ class FlowResult(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     run_dir: Path | None = None
     config: dict[str, Any] = Field(default_factory=dict)
+    models: dict[str, str] = Field(default_factory=dict, description="manager and worker model strings")
 
     @property
     def accuracy(self) -> float | None:
@@ -61,6 +62,9 @@ def criteria_document(result: FlowResult) -> dict[str, Any]:
         "vote": result.vote.model_dump(mode="json"),
         "weighted_vote": result.weighted_vote.model_dump(mode="json") if result.weighted_vote else None,
         "thresholds": {"low": result.config.get("low"), "high": result.config.get("high")},
+        "position_bias": result.position_bias,
+        "valid_vote": result.valid_vote.model_dump(mode="json") if result.valid_vote else None,
+        "models": result.models,
     }
 
 

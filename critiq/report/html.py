@@ -180,7 +180,8 @@ def recorded_models(*docs: Any) -> list[str]:
         if isinstance(value, dict):
             for key, item in value.items():
                 if key in MODEL_KEYS:
-                    for name in item if isinstance(item, list) else [item]:
+                    names = item.values() if isinstance(item, dict) else item if isinstance(item, list) else [item]
+                    for name in names:
                         if isinstance(name, str) and name and name not in found:
                             found.append(name)
                 else:
