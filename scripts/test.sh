@@ -4,5 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh "local,scorer,ray,datatrove,dev"
 . .venv/bin/activate
-ruff check critiq tests bench
+ruff check .
 python -m pytest "$@"

@@ -153,7 +153,7 @@ def test_report_has_every_section(run_dir: Path) -> None:
     assert page.count("<img ") == 2 and page.count('src="data:image/png;base64,') == 2
     for name in ("accuracy.png", "scores.png"):
         assert (run_dir / "figures" / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), name
-    assert "does not record which model" in page  # neutral note: nothing in this run names the model
+    assert "Models recorded in this run: openai/scripted." in page  # criteria.json records the flow's models
 
 
 def test_untrusted_text_is_escaped(run_dir: Path) -> None:
@@ -192,7 +192,14 @@ def test_embedded_model_banner(run_dir: Path, tmp_path: Path) -> None:
     assert "used the embedded model" in _page(copy)
     (copy / "run.json").write_text(json.dumps({"settings": {"worker_model": "openai/gpt-4o-mini"}}))
     render_html(copy)
-    assert "Models recorded in this run: openai/gpt-4o-mini." in _page(copy)
+    assert "Models recorded in this run: openai/scripted, openai/gpt-4o-mini." in _page(copy)
+    criteria_file = copy / "mine" / "criteria.json"
+    document = json.loads(criteria_file.read_text())
+    del document["models"]
+    criteria_file.write_text(json.dumps(document))
+    (copy / "run.json").unlink()
+    render_html(copy)
+    assert "does not record which model" in _page(copy)  # neutral note when nothing names the model
 
 
 def test_bare_flow_run_dir(run_dir: Path) -> None:

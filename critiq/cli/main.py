@@ -57,16 +57,16 @@ def serve_local(
     """Serve the embedded SmolLM2-135M-Instruct on llama.cpp's OpenAI-compatible server until Ctrl-C."""
     from critiq.llm.local import LOCAL_MODEL, LocalServer
 
-    with LocalServer(port) as server:
-        console.print(
-            f"serving {LOCAL_MODEL} at [bold]{server.api_base}[/] — use --model {LOCAL_MODEL} "
-            f"--api-base {server.api_base} --schema-mode json_object; Ctrl-C stops"
-        )
-        try:
+    try:
+        with LocalServer(port) as server:
+            console.print(
+                f"serving {LOCAL_MODEL} at [bold]{server.api_base}[/] — use --model {LOCAL_MODEL} "
+                f"--api-base {server.api_base} --schema-mode json_object; Ctrl-C stops"
+            )
             while server.process is not None and server.process.poll() is None:
                 time.sleep(0.5)
-        except KeyboardInterrupt:
-            pass
+    except KeyboardInterrupt:
+        console.print("stopped")
 
 
 @serve_app.command("vllm")

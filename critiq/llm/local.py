@@ -90,7 +90,11 @@ class LocalServer:
             "False",
         ]
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:  # Ctrl-C or a failed start: never leave the server process behind
+            self.stop()
+            raise
         log.info("embedded model %s serving on %s", LOCAL_ALIAS, self.api_base)
         return self
 

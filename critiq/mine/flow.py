@@ -134,7 +134,16 @@ class CritiQFlow:
         )
         manager.notes = list(state.notes)
         appender = run.appender()
-        worker.on_judgment = lambda key, j: appender.write({"key": key, "judgment": j.model_dump()})
+        written = 0
+
+        def on_judgment(key: str, judgment: Judgment) -> None:
+            nonlocal written
+            appender.write({"key": key, "judgment": judgment.model_dump()})
+            written += 1
+            if written % 10 == 0:  # keep usage.json close to the truth should the process be killed
+                run.write("usage.json", self._total_usage(state).model_dump())
+
+        worker.on_judgment = on_judgment
         usage = self.manager_client.usage
         try:
             await self._run(state, run, train, worker, manager)
@@ -377,6 +386,9 @@ class CritiQFlow:
             if state.fingerprint != print_id:
                 raise CritiqError(f"--resume {run.path}: the data or settings differ from the run being resumed")
             log.info("resuming %s at %s, iteration %d", run.path, state.step, state.iteration)
+            recorded = run.recorded_usage()
+            if recorded is not None and recorded.requests >= state.usage_before.requests:
+                state.usage_before = recorded  # usage.json also counts requests sent after the last checkpoint
             return state
         run.path.mkdir(parents=True, exist_ok=True)
         state = RunState(fingerprint=print_id, config=self.config.model_dump())
@@ -384,7 +396,9 @@ class CritiQFlow:
         return state
 
     def _checkpoint(self, state: RunState, run: RunDir) -> None:
-        run.save(state.model_copy(update={"usage_before": self._total_usage(state)}))
+        total = self._total_usage(state)
+        run.save(state.model_copy(update={"usage_before": total}))
+        run.write("usage.json", total.model_dump())
 
     def _total_usage(self, state: RunState) -> Any:
         return state.usage_before.add(self.manager_client.usage) if self.manager_client else state.usage_before

@@ -120,6 +120,13 @@ class RunDir:
     def save(self, state: RunState) -> None:
         atomic_write_json(self.state_file, state.model_dump(mode="json"))
 
+    def recorded_usage(self) -> Usage | None:
+        """What ``usage.json`` says was spent, or None when it is missing or unreadable."""
+        try:
+            return Usage.model_validate_json((self.path / "usage.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
     def judgments(self) -> list[tuple[str, Judgment]]:
         return [(row["key"], Judgment.model_validate(row["judgment"])) for row in iter_jsonl(self.judgments_file)]
 
