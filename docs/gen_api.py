@@ -20,7 +20,9 @@ from typing import Any
 OUT = Path(__file__).resolve().parent / "api.md"
 WIDTH = 100
 EXTRA = [
+    ("critiq.annotate.annotator", "annotate"),
     ("critiq.annotate.annotator", "AnnotationSummary"),
+    ("critiq.llm.vllm_offline", "VLLMOfflineClient"),
     ("critiq.llm.client", "run_sync"),
     ("critiq.score", "select_file"),
     ("critiq.score", "ScoreSummary"),
