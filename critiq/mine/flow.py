@@ -21,6 +21,7 @@ from critiq.data.loaders import example_gold
 from critiq.data.models import Criterion, CriterionStats, Example, Judgment, Pair
 from critiq.errors import BudgetExceeded, CritiqError
 from critiq.llm.client import LLMClient, run_sync
+from critiq.llm.usage import Usage
 from critiq.mine.judge import SwapMode, Worker
 from critiq.mine.manager import Manager
 from critiq.mine.metrics import criterion_stats, position_bias
@@ -144,7 +145,6 @@ class CritiQFlow:
                 run.write("usage.json", self._total_usage(state).model_dump())
 
         worker.on_judgment = on_judgment
-        usage = self.manager_client.usage
         try:
             await self._run(state, run, train, worker, manager)
             result = await self._finish(state, run, train, valid, worker)
@@ -157,8 +157,8 @@ class CritiQFlow:
         log.info(
             "flow finished: %d criteria, %d requests, %d cache hits",
             len(result.criteria),
-            usage.requests,
-            usage.cache_hits,
+            result.usage.requests,
+            result.usage.cache_hits,
         )
         return result
 
@@ -400,8 +400,13 @@ class CritiQFlow:
         run.save(state.model_copy(update={"usage_before": total}))
         run.write("usage.json", total.model_dump())
 
-    def _total_usage(self, state: RunState) -> Any:
-        return state.usage_before.add(self.manager_client.usage) if self.manager_client else state.usage_before
+    def _total_usage(self, state: RunState) -> Usage:
+        """Spent by earlier attempts plus this one (manager and worker counted once when they share a counter)."""
+        total = state.usage_before
+        counters = [c.usage for c in (self.manager_client, self.worker_client) if c is not None]
+        for counter in [u for i, u in enumerate(counters) if all(u is not v for v in counters[:i])]:
+            total = total.add(counter)
+        return total
 
     def _tick(self, stage: str, done: int, total: int) -> None:
         if self.progress is not None:
