@@ -136,6 +136,12 @@ def mine(
         )
         result = flow.fit(train, valid_examples, run_dir=out, resume=resume)
     _criteria_table(result.criteria)
+    retrieval = result.retrieval
+    if retrieval:
+        console.print(
+            f"knowledge base: {len(retrieval.get('candidates', []))} of {retrieval.get('knowledge_base_size')} "
+            f"criteria judged ({retrieval.get('requests')} requests), kept {len(retrieval.get('kept', []))}"
+        )
     console.print(
         f"majority vote accuracy {_pct(result.vote.accuracy)} · requests {result.usage.requests} · "
         f"cache hits {result.usage.cache_hits} · report {out / 'report.md'}"
