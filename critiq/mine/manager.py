@@ -21,6 +21,9 @@ from critiq.prompts import Prompts, fence
 log = logging.getLogger(__name__)
 
 
+QUALITY_WORDS = {"en": ("good", "poor"), "zh": ("高", "低")}
+
+
 class Reason(BaseModel):
     reason: str = Field(min_length=1, max_length=400)
 
@@ -110,7 +113,9 @@ class Manager:
                 )
             else:
                 user = self.prompts.render(
-                    "warmup_point", text=fence(example.text, "TEXT"), label="good" if gold == "A" else "poor"
+                    "warmup_point",
+                    text=fence(example.text, "TEXT"),
+                    label=QUALITY_WORDS.get(self.prompts.language, ("good", "poor"))[0 if gold == "A" else 1],
                 )
             reply = await self.client.complete(
                 [self._system(), {"role": "user", "content": user}], schema=Reason, max_tokens=160
