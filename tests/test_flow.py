@@ -166,7 +166,9 @@ def test_swap_random_is_fixed_per_pair_and_mapped_back() -> None:
 
     run_sync(worker.judge(PAIRS * 1, [criterion]))
     orders = [worker.orders(p)[0] for p in PAIRS]
-    assert orders == [worker.orders(p)[0] for p in PAIRS]  # stable
+    twin = Worker(client, swap="random", seed=3)  # type: ignore[arg-type]
+    assert orders == [twin.orders(p)[0] for p in PAIRS]  # fixed by seed and pair id, not by the instance
+    assert True in orders and False in orders  # both presentations occur, so the mapping back is exercised
     assert [j.verdict for j in worker.verdicts(criterion, PAIRS)] == [p.preferred.upper() for p in PAIRS]  # type: ignore[union-attr]
 
 

@@ -16,7 +16,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from critiq.data.loaders import example_gold
-from critiq.data.models import Criterion, CriterionStats, Example, Pair
+from critiq.data.models import Criterion, CriterionStats, Example, Judgment, Pair
+from critiq.errors import CritiqError
 from critiq.io import JsonlAppender, iter_jsonl, write_jsonl
 from critiq.mine.judge import Worker
 from critiq.mine.metrics import criterion_stats
@@ -81,8 +82,6 @@ async def annotate(
     out = Path(out)
     failed_path = out.with_name(out.name + ".failed.jsonl")
     if out.exists() and out.stat().st_size and not resume:
-        from critiq.errors import CritiqError
-
         raise CritiqError(f"--out {out}: already exists; pass --resume to continue it or choose another file")
     finished = done_ids(out) if resume else set()
     summary = AnnotationSummary(out=str(out))
@@ -144,8 +143,6 @@ def _agreement(
     criteria: Sequence[Criterion],
     margin: int,
 ) -> None:
-    from critiq.data.models import Judgment
-
     gold = {e.id: example_gold(e) for e, _ in labelled}
     for criterion in criteria:
         judgments = [

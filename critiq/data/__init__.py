@@ -1,6 +1,6 @@
 """Data model and loaders."""
 
-from critiq.data.loaders import example_gold, iter_examples, load_examples, load_pairs, texts_of
+from critiq.data.loaders import example_gold, iter_examples, load_examples, load_pairs
 from critiq.data.models import Criterion, CriterionStats, Example, Judgment, Pair, Point
 
 __all__ = [
@@ -14,5 +14,4 @@ __all__ = [
     "iter_examples",
     "load_examples",
     "load_pairs",
-    "texts_of",
 ]

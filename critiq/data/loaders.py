@@ -19,7 +19,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -461,11 +461,3 @@ def example_gold(example: Example) -> str | None:
     if isinstance(example, Pair):
         return None if example.preferred is None else example.preferred.upper()
     return None if example.label is None else ("A" if example.label == 1 else "B")
-
-
-def texts_of(examples: Sequence[Example]) -> list[str]:
-    """All texts in a list of examples (both sides of pairs)."""
-    out: list[str] = []
-    for example in examples:
-        out.extend([example.a, example.b] if isinstance(example, Pair) else [example.text])
-    return out

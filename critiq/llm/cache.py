@@ -47,24 +47,42 @@ class RequestCache:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             return conn
-        try:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
-                "created REAL NOT NULL)"
-            )
-            conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            row = conn.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
-        except sqlite3.DatabaseError as error:
-            raise CritiqError(f"{self.path}: cache file is corrupt ({error}); delete it or pass --no-cache") from None
+        deadline = time.monotonic() + 30.0
+        while True:
+            try:
+                conn, row = self._open()
+                break
+            except sqlite3.OperationalError as error:
+                # switching a new file to WAL while another process does the same can fail with "locked" at once,
+                # without waiting for the busy timeout: wait and try again
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise CritiqError(f"{self.path}: cache unavailable ({error}); pass --no-cache") from None
+                time.sleep(0.05)
+            except sqlite3.DatabaseError as error:
+                raise CritiqError(
+                    f"{self.path}: cache file is corrupt ({error}); delete it or pass --no-cache"
+                ) from None
         if row and row[0] != str(SCHEMA_VERSION):
             raise CritiqError(f"{self.path}: cache schema {row[0]} is not {SCHEMA_VERSION}; use another --cache-dir")
         self._local.conn = conn
         return conn
+
+    def _open(self) -> tuple[sqlite3.Connection, Any]:
+        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS responses "
+                "(key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)"
+            )
+            conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            return conn, conn.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
+        except BaseException:
+            conn.close()
+            raise
 
     def get(self, key: str) -> dict[str, Any] | None:
         try:

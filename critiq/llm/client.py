@@ -60,6 +60,17 @@ class Completion:
         return self.error is not None
 
 
+def cached_completion(
+    cache: RequestCache | None, key: str, schema: type[BaseModel] | None, usage: Usage
+) -> Completion | None:
+    """The cached answer to ``key`` (counted as a cache hit), or None on a miss; shared by every client."""
+    hit = cache.get(key) if cache is not None else None
+    if hit is None:
+        return None
+    usage.cache_hits += 1
+    return Completion(text=hit["text"], parsed=parse_reply(hit["text"], schema) if schema else None, cached=True)
+
+
 def _status(error: BaseException) -> int | None:
     return getattr(error, "status_code", None)
 
@@ -160,12 +171,9 @@ class LLMClient:
         if sample and self.config.temperature == 0 and "temperature" not in params:
             request["temperature"] = 0.7  # distinct samples need some randomness
         key = request_key(self.config.model, messages, request, sample)
-        if self.cache is not None:
-            hit = self.cache.get(key)
-            if hit is not None:
-                self.usage.cache_hits += 1
-                parsed = parse_reply(hit["text"], schema) if schema is not None else None
-                return Completion(text=hit["text"], parsed=parsed, cached=True)
+        hit = cached_completion(self.cache, key, schema, self.usage)
+        if hit is not None:
+            return hit
         completion = await self._answer(messages, request, schema)
         if not completion.failed and self.cache is not None:
             self.cache.put(key, {"text": completion.text})

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from critiq.errors import CritiqError
 from critiq.llm.cache import RequestCache, request_key
-from critiq.llm.client import Completion
+from critiq.llm.client import Completion, cached_completion
 from critiq.llm.config import ModelConfig
 from critiq.llm.structured import parse_reply
 from critiq.llm.usage import Budget, Usage
@@ -69,11 +69,9 @@ class VLLMOfflineClient:
     ) -> Completion:
         request = {**self.config.request_params(), "schema": schema.__name__ if schema else None, **params}
         key = request_key(self.config.model, messages, request, sample)
-        if self.cache is not None and (hit := self.cache.get(key)) is not None:
-            self.usage.cache_hits += 1
-            return Completion(
-                text=hit["text"], parsed=parse_reply(hit["text"], schema) if schema else None, cached=True
-            )
+        hit = cached_completion(self.cache, key, schema, self.usage)
+        if hit is not None:
+            return hit
         self.budget.check(self.usage)
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._pending.append((messages, schema, future))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import random
@@ -131,8 +132,6 @@ class Worker:
             done += 1
             if progress is not None:
                 progress(done, total)
-
-        import asyncio
 
         await asyncio.gather(*(one(*cell) for cell in cells))
         return total

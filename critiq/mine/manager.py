@@ -102,41 +102,36 @@ class Manager:
         self, examples: Sequence[Example], progress: Callable[[int, int], None] | None = None
     ) -> list[str]:
         """Ask why the human-preferred text is better, for each example; keep the answers as notes."""
-
-        async def one(index: int, example: Example) -> str | None:
-            gold = example_gold(example)
-            if gold is None:
-                return None
-            if isinstance(example, Pair):
-                user = self.prompts.render(
-                    "warmup_pair", text_a=fence(example.a, "TEXT_A"), text_b=fence(example.b, "TEXT_B"), preferred=gold
-                )
-            else:
-                user = self.prompts.render(
-                    "warmup_point",
-                    text=fence(example.text, "TEXT"),
-                    label=QUALITY_WORDS.get(self.prompts.language, ("good", "poor"))[0 if gold == "A" else 1],
-                )
-            reply = await self.client.complete(
-                [self._system(), {"role": "user", "content": user}], schema=Reason, max_tokens=160
-            )
-            if reply.parsed is None:
-                return None
-            return f"- example {index + 1} ({gold} preferred): {reply.parsed.reason.strip()}"  # type: ignore[attr-defined]
-
         done = 0
 
-        async def counted(index: int, example: Example) -> str | None:
+        async def one(index: int, example: Example) -> str | None:
             nonlocal done
-            note = await one(index, example)
+            reply = await self.client.complete(self._warmup_messages(example), schema=Reason, max_tokens=160)
             done += 1
             if progress is not None:
                 progress(done, len(examples))
-            return note
+            if reply.parsed is None:
+                return None
+            reason = reply.parsed.reason.strip()  # type: ignore[attr-defined]
+            return f"- example {index + 1} ({example_gold(example)} preferred): {reason}"
 
-        notes = await asyncio.gather(*(counted(i, e) for i, e in enumerate(examples)))
+        labelled = [e for e in examples if example_gold(e) is not None]
+        notes = await asyncio.gather(*(one(i, e) for i, e in enumerate(labelled)))
         self.notes = [n for n in notes if n]
         return self.notes
+
+    def _warmup_messages(self, example: Example) -> list[dict[str, str]]:
+        gold = example_gold(example)
+        if isinstance(example, Pair):
+            user = self.prompts.render(
+                "warmup_pair", text_a=fence(example.a, "TEXT_A"), text_b=fence(example.b, "TEXT_B"), preferred=gold
+            )
+        else:
+            words = QUALITY_WORDS.get(self.prompts.language, QUALITY_WORDS["en"])
+            user = self.prompts.render(
+                "warmup_point", text=fence(example.text, "TEXT"), label=words[0 if gold == "A" else 1]
+            )
+        return [self._system(), {"role": "user", "content": user}]
 
     async def propose(
         self, count: int, existing: Sequence[Criterion], banned: Sequence[Criterion], attempts: int = 2
