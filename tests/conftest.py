@@ -10,9 +10,7 @@ import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_PAIRS = REPO.parent / "shared" / "data" / "dev_pairs.jsonl"
-EXAMPLES = REPO / "examples" / "data"
+from tests.paths import EXAMPLES, SHARED_PAIRS
 
 
 @pytest.fixture(scope="session")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from critiq.llm.local import KEY_VARIABLES
+from tests.paths import REPO
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "quickstart.ipynb"
+NOTEBOOK = REPO / "examples" / "quickstart.ipynb"
 
 
 def _text(outputs: list[dict]) -> str:

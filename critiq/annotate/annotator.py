@@ -15,7 +15,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from critiq.data.loaders import example_gold
 from critiq.data.models import Criterion, CriterionStats, Example, Judgment, Pair
 from critiq.errors import CritiqError
 from critiq.io import JsonlAppender, iter_jsonl, write_jsonl
@@ -43,7 +42,7 @@ def record_for(example: Example, verdicts: dict[str, str], margin: int) -> dict[
     label = majority(list(verdicts.values()), margin)
     a_votes = sum(v == "A" for v in verdicts.values())
     b_votes = sum(v == "B" for v in verdicts.values())
-    human = example_gold(example)
+    human = example.gold
     row: dict[str, Any] = {"id": example.id}
     if isinstance(example, Pair):
         row |= {"a": example.a, "b": example.b, "preferred": label.lower() if label else None}
@@ -114,7 +113,7 @@ async def annotate(
                 appender.write(row)
                 finished.add(example.id)
                 summary.written += 1
-                if example_gold(example) is not None:
+                if example.gold is not None:
                     labelled.append((example, verdicts))
             if appender is not None:
                 appender.sync()
@@ -143,7 +142,7 @@ def _agreement(
     criteria: Sequence[Criterion],
     margin: int,
 ) -> None:
-    gold = {e.id: example_gold(e) for e, _ in labelled}
+    gold = {e.id: e.gold for e, _ in labelled}
     for criterion in criteria:
         judgments = [
             Judgment(example_id=e.id, criterion=criterion.name, verdict=v[criterion.name])  # type: ignore[arg-type]

@@ -173,3 +173,12 @@ def validate(
         console.print(table)
     if problems:
         raise typer.Exit(1)
+
+
+def _register() -> None:
+    from critiq.cli.app import app as root
+
+    root.add_typer(app, name="kb")
+
+
+_register()

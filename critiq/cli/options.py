@@ -1,4 +1,4 @@
-"""Options shared by every LLM command (added by :func:`model_options`), and the progress display."""
+"""Options shared by every LLM command, added by :func:`model_options`."""
 
 from __future__ import annotations
 
@@ -6,19 +6,14 @@ import functools
 import inspect
 import os
 import typing
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from critiq.errors import CritiqError
 from critiq.llm.session import DEFAULT_CACHE, ModelSettings
-
-console = Console(stderr=True)
 
 _SHARED: dict[str, tuple[Any, Any]] = {
     "model": (
@@ -84,20 +79,3 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
     wrapper.__signature__ = signature.replace(parameters=[*own, *shared])  # type: ignore[attr-defined]
     return wrapper
-
-
-@contextmanager
-def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
-    """A rich progress display; yields ``update(stage, done, total)``."""
-    progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
-    )
-    tasks: dict[str, Any] = {}
-
-    def update(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = progress.add_task(stage, total=max(total, 1))
-        progress.update(tasks[stage], completed=done if total else 1, total=max(total, 1))
-
-    with progress:
-        yield update

@@ -1,6 +1,6 @@
 """Data model and loaders."""
 
-from critiq.data.loaders import example_gold, iter_examples, load_examples, load_pairs
+from critiq.data.loaders import iter_examples, load_examples, load_pairs
 from critiq.data.models import Criterion, CriterionStats, Example, Judgment, Pair, Point
 
 __all__ = [
@@ -10,7 +10,6 @@ __all__ = [
     "Judgment",
     "Pair",
     "Point",
-    "example_gold",
     "iter_examples",
     "load_examples",
     "load_pairs",

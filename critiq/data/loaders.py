@@ -77,7 +77,7 @@ def load_examples(
     for loc, row in _rows(source, label):
         example, cut = _parse_row(row, label, loc, max_chars)
         truncated += cut
-        if require_labels and _label_of(example) is None:
+        if require_labels and example.gold is None:
             raise loc.error("row has no label (preferred / answer / label)", label)
         _check_new(example, examples[0] if examples else None, seen, loc, label)
         examples.append(example)
@@ -174,10 +174,6 @@ def _check_new(example: Example, first: Example | None, seen: dict[str, Loc], lo
 def _warn_truncated(label: str, truncated: int, max_chars: int | None) -> None:
     if truncated:
         log.warning("%s: truncated %d texts to %d characters (--max-chars)", label, truncated, max_chars)
-
-
-def _label_of(example: Example) -> Any:
-    return example.preferred if isinstance(example, Pair) else example.label
 
 
 def _describe(source: Any) -> str:
@@ -454,10 +450,3 @@ def _reason(error: Exception) -> str:
         where = ".".join(str(p) for p in first.get("loc", ()))
         return f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
     return str(error)
-
-
-def example_gold(example: Example) -> str | None:
-    """The human answer as a worker verdict: ``A``/``B`` for pairs, ``A`` (good) / ``B`` (poor) for points."""
-    if isinstance(example, Pair):
-        return None if example.preferred is None else example.preferred.upper()
-    return None if example.label is None else ("A" if example.label == 1 else "B")

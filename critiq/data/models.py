@@ -31,6 +31,11 @@ class Pair(BaseModel):
             raise ValueError("text is empty")
         return value
 
+    @property
+    def gold(self) -> Verdict | None:
+        """The human answer as a worker verdict (``A`` or ``B``), or None when unlabelled."""
+        return None if self.preferred is None else "A" if self.preferred == "a" else "B"
+
 
 class Point(BaseModel):
     """One text with, when known, a binary quality label (1 = good)."""
@@ -49,6 +54,11 @@ class Point(BaseModel):
         if not value.strip():
             raise ValueError("text is empty")
         return value
+
+    @property
+    def gold(self) -> Verdict | None:
+        """The human answer as a worker verdict: ``A`` (good) or ``B`` (poor), or None when unlabelled."""
+        return None if self.label is None else "A" if self.label == 1 else "B"
 
 
 Example = Pair | Point

@@ -17,7 +17,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from critiq.data.loaders import example_gold
 from critiq.data.models import Criterion, CriterionStats, Example, Judgment, Pair
 from critiq.errors import BudgetExceeded, CritiqError
 from critiq.llm.client import LLMClient, run_sync
@@ -164,7 +163,7 @@ class CritiQFlow:
 
     # ------------------------------------------------------------------ steps
     async def _run(self, state: RunState, run: RunDir, train: list[Example], worker: Worker, manager: Manager) -> None:
-        gold = {e.id: example_gold(e) for e in train}
+        gold = {e.id: e.gold for e in train}
         if state.step == "start":
             state.notes = await manager.warm_up(train, progress=lambda d, t: self._tick("warm-up", d, t))
             state.slots = [
@@ -240,7 +239,7 @@ class CritiQFlow:
         ]
         before = worker.client.usage.requests
         await worker.judge(train, candidates, progress=lambda d, t: self._tick("retrieve", d, t))
-        gold = {e.id: example_gold(e) for e in train}
+        gold = {e.id: e.gold for e in train}
         stats = {c.name: criterion_stats(worker.verdicts(c, train), gold) for c in candidates}
         keep = self.config.kb_keep if self.config.kb_keep is not None else max(1, self.config.n_criteria // 2)
         names = rank_by_accuracy(stats, min_accuracy=0.5, top=min(keep, room))
@@ -360,7 +359,7 @@ class CritiQFlow:
             valid = list(valid)
             _check_examples(valid, "valid")
             await worker.judge(valid, final, progress=lambda d, t: self._tick("validate", d, t))
-            gold = {e.id: example_gold(e) for e in valid}
+            gold = {e.id: e.gold for e in valid}
             result.valid_criteria = {c.name: criterion_stats(worker.verdicts(c, valid), gold) for c in final}
             result.valid_vote = self._votes(final, valid, worker)[0]
         write_outputs(result, run)
@@ -369,7 +368,7 @@ class CritiQFlow:
     def _votes(
         self, final: list[Criterion], examples: list[Example], worker: Worker
     ) -> tuple[CriterionStats, CriterionStats | None]:
-        gold = [example_gold(e) or "" for e in examples]
+        gold = [e.gold or "" for e in examples]
         rows = [[(worker.verdict(c, e) or _none(e.id, c.name)).verdict for c in final] for e in examples]
         vote = vote_stats([majority(r, self.config.margin) for r in rows], gold)
         return vote, weighted_vote_stats(vote_matrix(rows), gold, seed=self.config.seed)
@@ -426,6 +425,6 @@ def _score(stats: CriterionStats | None) -> tuple[float, int]:
 def _check_examples(examples: Sequence[Example], split: str) -> None:
     if not examples:
         raise CritiqError(f"{split}: no examples")
-    unlabelled = [e.id for e in examples if example_gold(e) is None]
+    unlabelled = [e.id for e in examples if e.gold is None]
     if unlabelled:
         raise CritiqError(f"{split}: example {unlabelled[0]!r} has no human label (mining needs labelled data)")

@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel, Field
 
-from critiq.data.loaders import example_gold
 from critiq.data.models import Criterion, CriterionStats, Example, Judgment, Pair
 from critiq.llm.client import LLMClient
 from critiq.prompts import Prompts, fence
@@ -113,15 +112,15 @@ class Manager:
             if reply.parsed is None:
                 return None
             reason = reply.parsed.reason.strip()  # type: ignore[attr-defined]
-            return f"- example {index + 1} ({example_gold(example)} preferred): {reason}"
+            return f"- example {index + 1} ({example.gold} preferred): {reason}"
 
-        labelled = [e for e in examples if example_gold(e) is not None]
+        labelled = [e for e in examples if e.gold is not None]
         notes = await asyncio.gather(*(one(i, e) for i, e in enumerate(labelled)))
         self.notes = [n for n in notes if n]
         return self.notes
 
     def _warmup_messages(self, example: Example) -> list[dict[str, str]]:
-        gold = example_gold(example)
+        gold = example.gold
         if isinstance(example, Pair):
             user = self.prompts.render(
                 "warmup_pair", text_a=fence(example.a, "TEXT_A"), text_b=fence(example.b, "TEXT_B"), preferred=gold
@@ -171,7 +170,7 @@ class Manager:
 
     async def critique(self, criterion: Criterion, example: Example, judgment: Judgment) -> str | None:
         """Why the worker got this example wrong under this criterion (the right answer and rationale shown)."""
-        gold = example_gold(example)
+        gold = example.gold
         if isinstance(example, Pair):
             text_a, text_b = fence(example.a, "TEXT_A"), fence(example.b, "TEXT_B")
         else:

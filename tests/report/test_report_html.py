@@ -25,8 +25,8 @@ from critiq.report import render_html
 from critiq.score import score_corpus, select_file
 from critiq.scorer import make_scorer
 from tests.fakes import ScriptedClient, user_text
+from tests.paths import EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from critiq.llm.local import LOCAL_MODEL
-from tests.conftest import EXAMPLES
+from tests.paths import EXAMPLES
 
 
 def _critiq(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -30,8 +30,8 @@ from critiq.mine.judge import Worker
 from critiq.prompts import Prompts, fence
 from critiq.testing.stub_server import StubServer, free_port
 from tests.fakes import ScriptedClient
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 CODE_PAIRS = REPO / "examples" / "data" / "code_pairs.jsonl"
 CRITERIA = [
     {"name": "clarity", "description": "Which text is easier to read and understand."},

@@ -1,0 +1,40 @@
+"""`critiq demo`: the whole pipeline on bundled data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from critiq.cli.app import app
+from critiq.cli.display import console, progress_bar
+from critiq.cli.options import model_options
+from critiq.llm.session import ModelSettings
+
+
+@app.command()
+@model_options
+def demo(
+    out: Annotated[Path, typer.Option(help="run directory")] = Path("critiq-demo"),
+    train_pairs: Annotated[int, typer.Option(min=2, help="bundled human pairs to mine from")] = 12,
+    n_criteria: Annotated[int, typer.Option(min=1)] = 3,
+    iterations: Annotated[int, typer.Option(min=0)] = 1,
+    annotate_pairs: Annotated[int, typer.Option(min=4, help="pairs drawn from the bundled corpus")] = 24,
+    settings: ModelSettings = None,  # type: ignore[assignment]
+) -> None:
+    """End to end on bundled data: mine → annotate → train scorer → score → select → HTML report."""
+    from critiq.demo import DemoSettings, run_demo
+    from critiq.llm.session import open_clients
+
+    demo_settings = DemoSettings(
+        train_pairs=train_pairs, n_criteria=n_criteria, iterations=iterations, annotate_pairs=annotate_pairs
+    )
+    with open_clients(settings) as clients, progress_bar() as update:
+        page = run_demo(out, clients, demo_settings, progress=update)
+        usage = clients.usage
+    console.print(
+        f"requests {usage.requests} · cache hits {usage.cache_hits} · tokens "
+        f"{usage.prompt_tokens}+{usage.completion_tokens}"
+    )
+    console.print(f"[bold green]report:[/] {page.resolve()}")

@@ -1,0 +1,94 @@
+"""`critiq train-scorer`, `critiq score` and `critiq select`: distil a scorer, score a corpus, keep its best part."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from critiq.cli.app import app
+from critiq.cli.display import console
+from critiq.errors import CritiqError
+
+
+@app.command("train-scorer")
+def train_scorer(
+    labeled: Annotated[Path, typer.Argument(help="labelled pairs (annotate output, or any {a, b, preferred} file)")],
+    out: Annotated[Path, typer.Option(help="directory for the trained scorer")],
+    kind: Annotated[str, typer.Option(help="ngram | encoder | reward-model")] = "ngram",
+    base_model: Annotated[str | None, typer.Option(help="encoder / reward-model: model name or path")] = None,
+    valid_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="held out for the accuracy figure")] = 0.1,
+    max_chars: Annotated[int | None, typer.Option(min=1)] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Distil a Bradley–Terry scorer from labelled pairs; prints its held-out pairwise accuracy."""
+    from critiq.data import load_pairs
+    from critiq.scorer import make_scorer
+
+    pairs = [p for p in load_pairs(labeled, max_chars=max_chars) if p.preferred is not None]
+    if not pairs:
+        raise CritiqError(f"{labeled}: no pair has a label (preferred is null everywhere)")
+    options = {"model": base_model} if base_model else {}
+    scorer = make_scorer(kind, **options)
+    report = scorer.fit(pairs, valid_fraction=valid_fraction, seed=seed)
+    scorer.save(out)
+    console.print(f"{report.summary()} · saved to {out}")
+
+
+@app.command()
+def score(
+    corpus: Annotated[Path, typer.Argument(help="jsonl, json, parquet or a saved HF dataset directory")],
+    scorer: Annotated[Path, typer.Option(help="a trained scorer directory")],
+    out: Annotated[Path, typer.Option(help="scored corpus (.parquet)")],
+    text_field: Annotated[str, typer.Option()] = "text",
+    engine: Annotated[str, typer.Option(help="datasets | ray")] = "datasets",
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (engine ray)")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 1024,
+    max_chars: Annotated[int | None, typer.Option(min=1)] = None,
+) -> None:
+    """Score every document of a corpus (streaming) and write a Parquet file with a `score` column."""
+    from critiq.score import score_corpus
+
+    if engine not in ("datasets", "ray"):
+        raise CritiqError(f"--engine {engine!r}: use datasets or ray")
+    summary = score_corpus(
+        corpus,
+        scorer,
+        out,
+        text_field=text_field,
+        engine=engine,  # type: ignore[arg-type]
+        batch_size=batch_size,
+        max_chars=max_chars,
+        ray_address=ray_address,
+    )
+    console.print(summary.model_dump_json())
+
+
+@app.command("select")
+def select_command(
+    scored: Annotated[Path, typer.Argument(help="a scored .parquet file")],
+    out: Annotated[Path, typer.Option(help="selected records (.jsonl)")],
+    top_k: Annotated[int | None, typer.Option(help="keep this many documents")] = None,
+    fraction: Annotated[float | None, typer.Option(help="keep this fraction, in (0, 1]")] = None,
+    tokens: Annotated[int | None, typer.Option(help="keep documents until this many tokens")] = None,
+    temperature: Annotated[float, typer.Option(help="0 = top-k; > 0 samples ∝ exp(score/τ) (Gumbel top-k)")] = 0.0,
+    seed: Annotated[int | None, typer.Option()] = None,
+    text_field: Annotated[str, typer.Option()] = "text",
+    token_field: Annotated[str | None, typer.Option(help="field with token counts (default: len(text) // 4)")] = None,
+) -> None:
+    """Select the best part of a scored corpus: top-k, or Gumbel top-k sampling with a temperature."""
+    from critiq.score import select_file
+
+    summary = select_file(
+        scored,
+        out,
+        top_k=top_k,
+        fraction=fraction,
+        tokens=tokens,
+        temperature=temperature,
+        seed=seed,
+        text_field=text_field,
+        token_field=token_field,
+    )
+    console.print(summary.model_dump_json())
