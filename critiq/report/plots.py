@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+
+from critiq.report.rundir import HistoryRow
 
 
 def _figure(width: float, height: float) -> Any:
@@ -26,25 +28,22 @@ def _png(figure: Any) -> bytes:
 
 
 def accuracy_per_iteration(
-    history: Iterable[Mapping[str, Any]],
+    history: Iterable[HistoryRow],
     *,
     thresholds: Sequence[float | None] = (),
     vote: float | None = None,
 ) -> bytes | None:
     """Accuracy of each criterion line (``slot``) per iteration; thresholds dotted, the majority vote dashed.
 
-    ``history``: rows with ``iteration``, ``slot``, ``name`` and ``accuracy`` (``state.json``'s history).
     Returns ``None`` when no row has an accuracy.
     """
     lines: dict[int, list[tuple[int, float]]] = {}
     labels: dict[int, str] = {}
     for row in history:
-        accuracy = row.get("accuracy")
-        if not isinstance(accuracy, (int, float)) or isinstance(accuracy, bool):
+        if row.accuracy is None:
             continue
-        slot = int(row.get("slot", 0))
-        lines.setdefault(slot, []).append((int(row.get("iteration", 0)), float(accuracy)))
-        labels[slot] = str(row.get("name", f"line {slot}"))
+        lines.setdefault(row.slot, []).append((row.iteration, row.accuracy))
+        labels[row.slot] = row.name or f"line {row.slot}"
     if not lines:
         return None
     figure = _figure(7.5, 4.2)
@@ -57,9 +56,9 @@ def accuracy_per_iteration(
         name = labels[slot]
         ax.plot(xs, ys, marker="o", label=f"{slot}: {name[:30]}{'…' if len(name) > 30 else ''}")
     for level in thresholds:
-        if isinstance(level, (int, float)):
+        if level is not None:
             ax.axhline(level, color="grey", linestyle=":", linewidth=1)
-    if isinstance(vote, (int, float)):
+    if vote is not None:
         ax.axhline(vote, color="black", linestyle="--", linewidth=1, label="final majority vote")
     iterations = sorted({x for points in lines.values() for x, _ in points})
     ax.set_xticks(iterations)

@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import re
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
-from pydantic import BaseModel
 
-from critiq.annotate import annotate, draw_pairs
-from critiq.data.loaders import iter_examples, load_pairs
-from critiq.data.models import Point
 from critiq.errors import CritiqError
-from critiq.llm.client import run_sync
-from critiq.mine import CritiQFlow, FlowConfig
-from critiq.mine.judge import PairAnswer, Worker
-from critiq.mine.manager import Critique, Proposal, Proposals, Reason
 from critiq.report import render_html
-from critiq.score import score_corpus, select_file
-from critiq.scorer import make_scorer
-from tests.fakes import ScriptedClient, user_text
-from tests.paths import EXAMPLES
+from critiq.report.scores import shorten
+from critiq.stats import interval_text, pct
+from tests.report.pipeline_run import HOSTILE
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -39,103 +28,22 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
 ]
-HOSTILE = '<script>alert("owned")</script><img src=x onerror=alert(1)> & "quotes"'
-NAMES = [
-    "input_validation",
-    "docstrings",
-    "error_handling",
-    "resource_cleanup",
-    "naming",
-    "type_hints",
-    "security",
-    "tests_included",
-    "constants",
-    "efficiency",
-    "readability",
-    "edge_cases",
-]
-FENCED = re.compile(r"<<<TEXT_[AB]-\w+\n(.*?)\nTEXT_[AB]-\w+>>>", re.DOTALL)
-
-
-def _digest(*parts: str) -> int:
-    return int(hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:8], 16)
-
-
-class Pipeline:
-    """A scripted manager and worker: each criterion is right on a share of the human pairs fixed by its name."""
-
-    def __init__(self, pairs: list[Any]) -> None:
-        self.better = {frozenset((p.a, p.b)): (p.a if p.preferred == "a" else p.b) for p in pairs}
-        self.proposed = 0
-
-    def __call__(self, messages: list[dict[str, Any]], schema: type[BaseModel] | None) -> Any:
-        prompt = user_text(messages)
-        if schema is PairAnswer:
-            name = re.search(r'Criterion "([^"]+)"', prompt).group(1)  # type: ignore[union-attr]
-            first, second = FENCED.findall(prompt)[:2]
-            roll = _digest(name, first, second) % 100
-            if roll < 8:
-                return {"rationale": "does not apply", "verdict": "none"}
-            better = self.better.get(frozenset((first, second)))
-            if better is None:  # a corpus pair: prefer documented, typed code
-                marks = [t.count('"""') + t.count("->") + t.count("with ") for t in (first, second)]
-                return {"rationale": "more careful code", "verdict": "A" if marks[0] >= marks[1] else "B"}
-            skill = (90, 70, 40)[_digest(name) % 3]
-            right = roll < skill
-            return {"rationale": f"{name} decides", "verdict": "A" if (better == first) == right else "B"}
-        if schema is Reason:
-            return {"reason": "the preferred snippet handles edge cases"}
-        if schema is Critique:
-            return {"critique": "the criterion should name the edge cases it checks"}
-        if schema is Proposal:
-            name = re.search(r'Criterion "([^"]+)"', prompt).group(1)  # type: ignore[union-attr]
-            return {"name": name, "description": f"Prefer code that handles edge cases explicitly ({name}, v2)."}
-        if schema is Proposals:
-            wanted = int(m.group(1)) if (m := re.search(r"(\d+) new", prompt)) else 1
-            names = NAMES[self.proposed : self.proposed + max(1, wanted)]
-            self.proposed += len(names)
-            return {"criteria": [{"name": n, "description": f"Prefer the snippet with better {n}."} for n in names]}
-        raise AssertionError(f"unexpected schema {schema}")
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """mine → annotate → train-scorer → score → select, with the scripted client and the real pipeline code."""
-    root = tmp_path_factory.mktemp("report") / "run"
-    pairs = load_pairs(EXAMPLES / "code_pairs.jsonl")[:12]
-    script = Pipeline(pairs)
-    client = ScriptedClient(script)
-    config = FlowConfig(n_criteria=4, iterations=2, kb_candidates=4, swap="both", task=f"Python code {HOSTILE}", seed=1)
-    result = CritiQFlow(config, manager=client, worker=client).fit(pairs, run_dir=root / "mine")  # type: ignore[arg-type]
-    assert result.criteria
-
-    corpus = root / "corpus.jsonl"
-    shutil.copy(EXAMPLES / "code_corpus.jsonl", corpus)
-    with corpus.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps({"id": "hostile", "text": f"# {HOSTILE}\nx = 1\n"}) + "\n")
-    annotator = ScriptedClient(script)
-    documents = (e for e in iter_examples(corpus) if isinstance(e, Point))
-    summary = run_sync(
-        annotate(draw_pairs(documents, seed=0), result.criteria, Worker(annotator), root / "labeled.jsonl")  # type: ignore[arg-type]
-    )
-    (root / "annotate.json").write_text(
-        json.dumps({"summary": summary.model_dump(mode="json"), "usage": annotator.usage.model_dump()})
-    )
-
-    records = [json.loads(line) for line in (root / "labeled.jsonl").read_text().splitlines()]
-    scorer = make_scorer("ngram")
-    scorer.fit(records, valid_fraction=0.2)
-    scorer.save(root / "scorer")
-    score_corpus(corpus, root / "scorer", root / "scored.parquet")
-    chosen = select_file(root / "scored.parquet", root / "selected.jsonl", top_k=20, temperature=0.5, seed=3)
-    selection = {"method": "top_k", "k": 20, "temperature": 0.5, "seed": 3, "selected": chosen.n_selected}
-    (root / "selection.json").write_text(json.dumps(selection))
-    render_html(root)
-    return root
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 
 def _page(run_dir: Path) -> str:
     return (run_dir / "report.html").read_text(encoding="utf-8")
+
+
+def _row_of(page: str, marker: str) -> str:
+    """The table row holding ``marker``."""
+    found = re.search(rf"<tr>(?:(?!</tr>).)*{re.escape(marker)}.*?</tr>", page, re.DOTALL)
+    assert found, marker
+    return found.group(0)
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def test_report_has_every_section(run_dir: Path) -> None:
@@ -146,7 +54,11 @@ def test_report_has_every_section(run_dir: Path) -> None:
     assert "<table><thead><tr><th>criterion</th><th>accuracy</th><th>coverage</th><th>n</th><th>95% interval" in page
     for criterion in criteria:
         assert f"<strong>{criterion['name']}</strong>" in page
-        assert criterion["origin"] in ("knowledge_base", "manager", "user")
+        row = _row_of(page, f"<strong>{criterion['name']}</strong>")
+        stats = criterion["stats"]
+        numbers = [pct(stats["accuracy"]), pct(stats["coverage"]), f"{stats['n']:,}", interval_text(stats["interval"])]
+        assert re.findall(r'<td class="num">([^<]*)</td>', row) == numbers, criterion["name"]
+        assert f"<td>{criterion['origin']}</td>" in row and "· final</strong>" in row
     assert "weighted vote" in page and "majority vote" in page
     assert '<li value="0">' in page and '<li value="2">' in page  # each line's versions, by iteration
     assert "top by score" in page and "bottom by score" in page
@@ -159,14 +71,17 @@ def test_report_has_every_section(run_dir: Path) -> None:
 def test_untrusted_text_is_escaped(run_dir: Path) -> None:
     page = _page(run_dir)
     assert "<script" not in page.lower() and not re.search(r"<[^>]*onerror", page)
-    assert "&lt;script&gt;alert(&quot;owned&quot;)&lt;/script&gt;" in page  # the task line, in the flow settings
+    # the task line, in the flow settings (autoescape writes a double quote as &#34;, as html.escape writes &quot;)
+    assert "&lt;script&gt;alert(&#34;owned&#34;)&lt;/script&gt;" in page
 
 
 def test_example_texts_are_escaped_and_shortened() -> None:
-    from critiq.report.html import examples_block, shorten
+    from critiq.report.render import environment
+    from critiq.report.scores import Shown, shorten
 
     text = HOSTILE + "\n" + "line\n" * 100
-    block = examples_block("top", [{"id": HOSTILE, "score": 1.5, "text": shorten(text)}])
+    examples_block = environment().get_template("macros.html.j2").module.examples  # type: ignore[attr-defined]
+    block = str(examples_block("top", [Shown(HOSTILE, 1.5, shorten(text))]))
     assert "<script" not in block and "<img" not in block and block.count("&lt;script&gt;") == 2
     assert "more characters)" in block and block.count("line") < 30
 
@@ -182,6 +97,51 @@ def test_report_numbers_match_the_run(run_dir: Path) -> None:
     selected = [json.loads(line) for line in (run_dir / "selected.jsonl").read_text().splitlines()]
     best = max(selected, key=lambda r: r["score"])
     assert f"{best['id']} · score {best['score']:.4g}" in page
+    annotated = _json(run_dir / "annotate.json")
+    assert f'<td>annotate</td><td class="num">{annotated["usage"]["requests"]:,}</td>' in page
+    summary = annotated["summary"]
+    assert f"<p>{summary['written']} pairs labelled, {summary['skipped']} skipped as already done" in page
+    labels = [json.loads(line)["preferred"] for line in (run_dir / "labeled.jsonl").read_text().splitlines()]
+    assert f"labeled.jsonl: a: {labels.count('a')}, b: {labels.count('b')}." in page
+    flow = _json(run_dir / "mine" / "criteria.json")
+    vote = _row_of(page, "<td>majority vote</td>")
+    assert f'<td class="num">{pct(flow["vote"]["accuracy"])}</td>' in vote
+    assert f'<td class="num">{interval_text(flow["vote"]["interval"])}</td>' in vote
+    bias = flow["position_bias"]
+    flips = _row_of(page, "verdict flips when the order")
+    assert pct(bias["flip_rate"]) in flips and f"{bias['cells_in_both_orders']} cells judged in both orders" in flips
+    assert f"{bias['answers']} answers" in _row_of(page, "first-shown text picked")
+    retrieval = _json(run_dir / "mine" / "state.json")["retrieval"]
+    assert f"{len(retrieval['candidates'])} of {retrieval['knowledge_base_size']} knowledge-base criteria" in page
+    assert f"Kept: {', '.join(retrieval['kept'])}." in page
+    candidates = page[page.index('id="retrieval"') :]
+    for name in retrieval["candidates"]:
+        kept = "kept" if name in retrieval["kept"] else ""
+        assert f'<td class="num">{pct(retrieval["accuracy"][name])}</td><td>{kept}</td>' in _row_of(
+            candidates, f"<td>{name}</td>"
+        )
+
+
+def test_position_bias_comes_from_criteria_json(run_dir: Path, tmp_path: Path) -> None:
+    """The report shows what the flow measured and wrote, without re-deriving it from the judgments."""
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir / "mine", copy)
+    (copy / "judgments.jsonl").unlink()
+    document = _json(copy / "criteria.json")
+    bias = {"flip_rate": 0.125, "cells_in_both_orders": 8, "first_position_rate": 0.6, "answers": 7}
+    document["position_bias"] = bias
+    (copy / "criteria.json").write_text(json.dumps(document))
+    page = render_html(copy).read_text(encoding="utf-8")
+    assert '<td class="num">12.5%</td><td>8 cells judged in both orders</td>' in page
+    assert '<td class="num">60.0%</td><td>7 answers</td>' in page
+    document["position_bias"] = {"flip_rate": None, "cells_in_both_orders": 0, "first_position_rate": 0.5, "answers": 4}
+    (copy / "criteria.json").write_text(json.dumps(document))
+    page = render_html(copy).read_text(encoding="utf-8")
+    assert "<td>0 cells judged in both orders (measured only with swap=both)</td>" in page
+    del document["position_bias"]
+    (copy / "criteria.json").write_text(json.dumps(document))
+    page = render_html(copy).read_text(encoding="utf-8")
+    assert 'id="bias"' not in page and 'id="votes"' in page
 
 
 def test_embedded_model_banner(run_dir: Path, tmp_path: Path) -> None:
@@ -272,6 +232,10 @@ def test_report_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None:
                     images: Array.from(document.images).map(img => [img.complete, img.naturalWidth, img.alt]),
                     scripts: document.querySelectorAll('script, [onerror]').length,
                     pre: Array.from(document.querySelectorAll('pre')).map(p => p.textContent),
+                    rows: Array.from(document.querySelectorAll('#criteria + table tbody tr'))
+                        .map(tr => Array.from(tr.cells).map(td => td.textContent)),
+                    csp: document.querySelector('meta[http-equiv="Content-Security-Policy"]').content,
+                    bias: Array.from(document.querySelectorAll('#bias + table td')).map(td => td.textContent),
                 })"""
             )
             shot = page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
@@ -286,6 +250,15 @@ def test_report_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None:
     assert state["scripts"] == 0 and not dialogs and not errors
     assert len(state["pre"]) == 10
     assert not _png_is_blank(shot)
+    assert state["csp"] == CSP
+    for cells, criterion in zip(state["rows"], criteria, strict=True):
+        assert cells[0] == criterion["name"] + criterion["description"]  # the <br> between them has no text
+        assert cells[1] == pct(criterion["stats"]["accuracy"]) and cells[5] == criterion["origin"]
+    selected = [json.loads(line) for line in (run_dir / "selected.jsonl").read_text().splitlines()]
+    ranked = sorted(selected, key=lambda r: r["score"])
+    assert state["pre"][0] == shorten(ranked[-1]["text"]) and state["pre"][5] == shorten(ranked[0]["text"])
+    bias = json.loads((run_dir / "mine" / "criteria.json").read_text())["position_bias"]
+    assert state["bias"][1] == pct(bias["flip_rate"]) and state["bias"][4] == pct(bias["first_position_rate"])
 
 
 def test_odd_values_in_hand_edited_files_do_not_break_the_page(tmp_path: Path) -> None:
@@ -304,3 +277,6 @@ def test_odd_values_in_hand_edited_files_do_not_break_the_page(tmp_path: Path) -
     (tmp_path / "selected.jsonl").write_text('[1, 2]\n{"score": "high"}\n{"score": 1.0, "text": "<b>kept</b>"}\n')
     page = render_html(tmp_path).read_text(encoding="utf-8")
     assert "<strong>x</strong>" in page and "&lt;b&gt;kept&lt;/b&gt;" in page and "<b>kept" not in page
+    problems = page[page.index("Could not read") :]
+    assert "mine/criteria.json: ignored criteria[1]" in problems and "mine/state.json: ignored history[0]" in problems
+    assert "ignored vote: accuracy:" in problems  # the vote had a word for its accuracy

@@ -1,0 +1,121 @@
+"""A run directory built by the real pipeline code (mine → annotate → train-scorer → score → select), scripted LLM.
+
+The scripted manager and worker answer by rules (each criterion is right on a share of the human pairs fixed by its
+name), so the run's numbers are reproducible; the task line and one corpus record carry hostile markup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from critiq.annotate import annotate, draw_pairs
+from critiq.data.loaders import iter_examples, load_pairs
+from critiq.data.models import Point
+from critiq.llm.client import run_sync
+from critiq.mine import CritiQFlow, FlowConfig
+from critiq.mine.judge import PairAnswer, Worker
+from critiq.mine.manager import Critique, Proposal, Proposals, Reason
+from critiq.report import render_html
+from critiq.score import score_corpus, select_file
+from critiq.scorer import make_scorer
+from tests.fakes import ScriptedClient, user_text
+from tests.paths import EXAMPLES
+
+HOSTILE = '<script>alert("owned")</script><img src=x onerror=alert(1)> & "quotes"'
+NAMES = [
+    "input_validation",
+    "docstrings",
+    "error_handling",
+    "resource_cleanup",
+    "naming",
+    "type_hints",
+    "security",
+    "tests_included",
+    "constants",
+    "efficiency",
+    "readability",
+    "edge_cases",
+]
+FENCED = re.compile(r"<<<TEXT_[AB]-\w+\n(.*?)\nTEXT_[AB]-\w+>>>", re.DOTALL)
+
+
+def _digest(*parts: str) -> int:
+    return int(hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:8], 16)
+
+
+class Pipeline:
+    """A scripted manager and worker: each criterion is right on a share of the human pairs fixed by its name."""
+
+    def __init__(self, pairs: list[Any]) -> None:
+        self.better = {frozenset((p.a, p.b)): (p.a if p.preferred == "a" else p.b) for p in pairs}
+        self.proposed = 0
+
+    def __call__(self, messages: list[dict[str, Any]], schema: type[BaseModel] | None) -> Any:
+        prompt = user_text(messages)
+        if schema is PairAnswer:
+            name = re.search(r'Criterion "([^"]+)"', prompt).group(1)  # type: ignore[union-attr]
+            first, second = FENCED.findall(prompt)[:2]
+            roll = _digest(name, first, second) % 100
+            if roll < 8:
+                return {"rationale": "does not apply", "verdict": "none"}
+            better = self.better.get(frozenset((first, second)))
+            if better is None:  # a corpus pair: prefer documented, typed code
+                marks = [t.count('"""') + t.count("->") + t.count("with ") for t in (first, second)]
+                return {"rationale": "more careful code", "verdict": "A" if marks[0] >= marks[1] else "B"}
+            skill = (90, 70, 40)[_digest(name) % 3]
+            right = roll < skill
+            return {"rationale": f"{name} decides", "verdict": "A" if (better == first) == right else "B"}
+        if schema is Reason:
+            return {"reason": "the preferred snippet handles edge cases"}
+        if schema is Critique:
+            return {"critique": "the criterion should name the edge cases it checks"}
+        if schema is Proposal:
+            name = re.search(r'Criterion "([^"]+)"', prompt).group(1)  # type: ignore[union-attr]
+            return {"name": name, "description": f"Prefer code that handles edge cases explicitly ({name}, v2)."}
+        if schema is Proposals:
+            wanted = int(m.group(1)) if (m := re.search(r"(\d+) new", prompt)) else 1
+            names = NAMES[self.proposed : self.proposed + max(1, wanted)]
+            self.proposed += len(names)
+            return {"criteria": [{"name": n, "description": f"Prefer the snippet with better {n}."} for n in names]}
+        raise AssertionError(f"unexpected schema {schema}")
+
+
+def build_run(root: Path) -> Path:
+    """mine → annotate → train-scorer → score → select into ``root``, then render its report."""
+    pairs = load_pairs(EXAMPLES / "code_pairs.jsonl")[:12]
+    script = Pipeline(pairs)
+    client = ScriptedClient(script)
+    config = FlowConfig(n_criteria=4, iterations=2, kb_candidates=4, swap="both", task=f"Python code {HOSTILE}", seed=1)
+    result = CritiQFlow(config, manager=client, worker=client).fit(pairs, run_dir=root / "mine")  # type: ignore[arg-type]
+    assert result.criteria
+
+    corpus = root / "corpus.jsonl"
+    shutil.copy(EXAMPLES / "code_corpus.jsonl", corpus)
+    with corpus.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"id": "hostile", "text": f"# {HOSTILE}\nx = 1\n"}) + "\n")
+    annotator = ScriptedClient(script)
+    documents = (e for e in iter_examples(corpus) if isinstance(e, Point))
+    summary = run_sync(
+        annotate(draw_pairs(documents, seed=0), result.criteria, Worker(annotator), root / "labeled.jsonl")  # type: ignore[arg-type]
+    )
+    (root / "annotate.json").write_text(
+        json.dumps({"summary": summary.model_dump(mode="json"), "usage": annotator.usage.model_dump()})
+    )
+
+    records = [json.loads(line) for line in (root / "labeled.jsonl").read_text().splitlines()]
+    scorer = make_scorer("ngram")
+    scorer.fit(records, valid_fraction=0.2)
+    scorer.save(root / "scorer")
+    score_corpus(corpus, root / "scorer", root / "scored.parquet")
+    chosen = select_file(root / "scored.parquet", root / "selected.jsonl", top_k=20, temperature=0.5, seed=3)
+    selection = {"method": "top_k", "k": 20, "temperature": 0.5, "seed": 3, "selected": chosen.n_selected}
+    (root / "selection.json").write_text(json.dumps(selection))
+    render_html(root)
+    return root
