@@ -76,6 +76,8 @@ def label(
     corpus = inputs[0]
     if Path(corpus).exists() and Path(corpus).resolve() == out.resolve():
         raise CritiqError("--out must not be the corpus")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"[yellow]warning:[/] --host {escape(host)}: anyone who can reach it can read and label")
     if rank_by == "auto":
         rank_by = "criteria" if settings.model or settings.worker_model else "scorer"
     _serve(

@@ -36,6 +36,26 @@ def test_read_corpus_other_fields_pairs_and_limits(tmp_path: Path) -> None:
     assert [(t.id, t.body) for t in read_corpus(str(pairs))] == [("x:a", "one"), ("x:b", "two")]
 
 
+@pytest.mark.parametrize("kind", ["csv", "parquet", "json", "dataset"])
+def test_read_corpus_reads_what_annotate_reads(tmp_path: Path, kind: str) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(prompted_rows(prompts=2, answers=2))
+    if kind == "dataset":
+        import datasets
+
+        path = tmp_path / "saved"
+        datasets.Dataset.from_pandas(frame).save_to_disk(str(path))
+    elif kind == "csv":
+        frame.to_csv(path := tmp_path / "corpus.csv", index=False)
+    elif kind == "parquet":
+        frame.to_parquet(path := tmp_path / "corpus.parquet", index=False)
+    else:
+        frame.to_json(path := tmp_path / "corpus.json", orient="records")
+    texts = read_corpus(str(path))
+    assert [(t.id, t.prompt) for t in texts] == [(r["id"], r["prompt"]) for r in prompted_rows(prompts=2, answers=2)]
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
