@@ -6,6 +6,7 @@ import asyncio
 import json
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,16 @@ def test_agreement_against_a_hand_computed_case(tmp_path: Path) -> None:
     assert "no pair was labelled by more than one annotator (annotators: ada)" in alone
 
 
+@pytest.fixture()
+def varied_stub(stub_server: Any) -> Iterator[Any]:
+    """The session's stub server answering by a hash of each request, reset afterwards for the other tests."""
+    stub_server.script([], vary=True)
+    try:
+        yield stub_server
+    finally:
+        stub_server.script([], vary=False)
+
+
 def _labels_file(tmp_path: Path, count: int) -> Path:
     """Labels made by the real session (the code the page drives), the longer answer preferred."""
     corpus = write_corpus(tmp_path / "corpus.jsonl", prompted_rows(prompts=8, answers=2))
@@ -128,15 +139,14 @@ def _labels_file(tmp_path: Path, count: int) -> Path:
     return out
 
 
-def test_critiq_mine_accepts_the_labels(tmp_path: Path, stub_server: Any) -> None:
+def test_critiq_mine_accepts_the_labels(tmp_path: Path, varied_stub: Any) -> None:
     out = _labels_file(tmp_path, 6)
     pairs = load_pairs(out)
     assert len(pairs) == 6 and all(p.preferred in ("a", "b") for p in pairs)
     assert len(load_examples(out, require_labels=True)) == 6  # what `critiq mine` reads
-    stub_server.script([], vary=True)
     run = tmp_path / "run"
     result = _run(
-        "mine", str(out), "--out", str(run), "--model", "openai/stub", "--api-base", stub_server.api_base,
+        "mine", str(out), "--out", str(run), "--model", "openai/stub", "--api-base", varied_stub.api_base,
         "--no-cache", "--n-criteria", "2", "--iterations", "1", "--kb-candidates", "2",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -144,11 +154,10 @@ def test_critiq_mine_accepts_the_labels(tmp_path: Path, stub_server: Any) -> Non
     assert criteria and all(c["stats"]["n"] == 6 for c in criteria)
 
 
-def test_model_ranks_by_the_split_of_knowledge_base_criteria(tmp_path: Path, stub_server: Any) -> None:
+def test_model_ranks_by_the_split_of_knowledge_base_criteria(tmp_path: Path, varied_stub: Any) -> None:
     corpus = write_corpus(tmp_path / "corpus.jsonl", prompted_rows(prompts=6, answers=2))
     out = tmp_path / "labels.jsonl"
-    stub_server.script([], vary=True)
-    flags = ("--model", "openai/stub", "--api-base", stub_server.api_base, "--no-cache", "--random-first", "0")
+    flags = ("--model", "openai/stub", "--api-base", varied_stub.api_base, "--no-cache", "--random-first", "0")
     with label_server(corpus, out, *flags, "--kb-criteria", "3", "--pool", "2") as (server, url):
         with httpx.Client(base_url=url, timeout=120) as client:
             pair = client.get("/api/next", params={"tab": "t"}).json()["pair"]
@@ -158,5 +167,5 @@ def test_model_ranks_by_the_split_of_knowledge_base_criteria(tmp_path: Path, stu
         log = server.stop()
     assert following["picked"].startswith("criteria split ")
     assert "ranking by the split of 3 knowledge-base criteria" in log
-    assert stub_server.stats()["total"] >= 2 * 3  # the worker judged the pool's pairs
+    assert varied_stub.stats()["total"] >= 2 * 3  # the worker judged the pool's pairs
     assert [row["id"] for row in read_rows(out)] == [pair["id"]]
