@@ -13,7 +13,7 @@ from typing import Any, overload
 from pydantic import BaseModel
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from critiq.errors import CritiqError
+from critiq.errors import BudgetExceeded, CritiqError
 from critiq.llm import providers
 from critiq.llm.cache import RequestCache, request_key
 from critiq.llm.config import ModelConfig
@@ -33,6 +33,8 @@ from critiq.llm.transport import DirectTransport
 from critiq.llm.usage import Budget, Usage
 
 log = logging.getLogger(__name__)
+
+Wire = tuple[Messages, dict[str, Any], bool]  # messages, parameters, and whether a refused form is the last one
 
 __all__ = ["FormMemory", "LLMClient", "run_sync"]
 
@@ -192,35 +194,33 @@ class LLMClient:
         return "json_schema"  # OpenAI's strict form; litellm maps it for Anthropic, Gemini, Ollama and the others
 
     def _wire(
-        self, messages: Messages, request: dict[str, Any], schema: type[BaseModel], sent: dict[str, Any], form: Form
-    ) -> tuple[Messages, dict[str, Any]]:
+        self, messages: Messages, request: dict[str, Any], schema: type[BaseModel] | None, sent: dict[str, Any] | None
+    ) -> Wire:
+        """The request as sent now: its form read at send time, so a refusal learnt meanwhile is already applied."""
+        if schema is None or sent is None:
+            return messages, request, True
+        form: Form = self.form
+        if self.config.model in self.memory.json_mode and form in ("json_schema", "llama_cpp"):
+            form = "json_object"
         fmt = response_format(schema.__name__, sent, form)
         wire = {**request, "response_format": fmt} if fmt is not None else dict(request)
         prompted = form in ("json_object", "none")
-        return (with_schema_hint(messages, sent) if prompted else messages), wire
+        return (with_schema_hint(messages, sent) if prompted else messages), wire, prompted
 
     # ---------------------------------------------------------- answering
     async def _answer(
         self, messages: Messages, request: dict[str, Any], schema: type[T] | None, sent: dict[str, Any] | None
     ) -> Completion[T]:
-        form: Form = self.form
-        if self.config.model in self.memory.json_mode and form in ("json_schema", "llama_cpp"):
-            form = "json_object"
-        wire_messages, wire = (
-            (messages, request)
-            if schema is None or sent is None
-            else (self._wire(messages, request, schema, sent, form))
-        )
+        def build() -> Wire:
+            return self._wire(messages, request, schema, sent)
+
         try:
             try:
-                text = await self._send(wire_messages, wire, last_form=form in ("json_object", "none"))
+                text, (wire_messages, wire, _) = await self._send(build)
             except ResponseFormatRefused as refused:
-                if schema is None or sent is None or form in ("json_object", "none"):
+                if refused.fatal and self._stopped is refused:
                     raise
-                self.memory.refused(self.config.model, refused)
-                form = "json_object"
-                wire_messages, wire = self._wire(messages, request, schema, sent, form)
-                text = await self._send(wire_messages, wire, last_form=True)
+                text, (wire_messages, wire, _) = await self._send(build)  # JSON mode, learnt from the refusal
         except ProviderError as error:
             if error.fatal:
                 raise
@@ -229,7 +229,7 @@ class LLMClient:
             return Completion(text=None, error=str(error)[:300])
 
         async def reask(conversation: Messages) -> str:
-            return await self._send(conversation, wire, last_form=True)
+            return (await self._send(lambda: (conversation, wire, True)))[0]
 
         return await validated(text, wire_messages, schema, self.usage, reask)
 
@@ -240,8 +240,8 @@ class LLMClient:
             semaphore = self._semaphores[loop] = asyncio.Semaphore(self.concurrency)
         return semaphore
 
-    async def _send(self, messages: Messages, request: dict[str, Any], *, last_form: bool) -> str:
-        """POST with retries; returns the message text or raises a :class:`ProviderError`."""
+    async def _send(self, build: Callable[[], Wire]) -> tuple[str, Wire]:
+        """POST with retries; returns the message text and the request as sent, or raises a :class:`ProviderError`."""
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_retries + 1),
             retry=retry_if_exception(lambda error: isinstance(error, ProviderError) and error.retryable),
@@ -251,26 +251,43 @@ class LLMClient:
         )
         async for attempt in retrying:
             with attempt:
+                spent: BudgetExceeded | None = None
                 async with self._semaphore():
                     if self._stopped is not None:
                         raise self._stopped  # a sibling met a refusal: nothing more is sent
-                    held = self.budget.reserve(self.usage, self._worst_case(messages, request))
-                    self.in_flight += 1
-                    self.max_in_flight = max(self.max_in_flight, self.in_flight)
-                    cost = 0.0
+                    wire = build()
+                    messages, request, last_form = wire
                     try:
-                        text, cost = await self._post(messages, request)
-                    except Exception as error:
-                        typed = from_exception(error, self.config.describe())
-                        if typed is None:
-                            raise  # not the provider's nor the transport's: a bug, raised as itself
-                        raise self._judged(typed, last_form) from None
-                    finally:
-                        self.in_flight -= 1
-                        self.budget.settle(self.usage, held, cost)
+                        held = self.budget.reserve(self.usage, self._worst_case(messages, request))
+                    except BudgetExceeded as error:
+                        spent = error
+                    else:
+                        text = await self._attempt(messages, request, held, last_form)
+                if spent is not None:
+                    # the answers already paid for are awaited (and cached) before the run stops
+                    while self.in_flight:
+                        await asyncio.sleep(0.01)
+                    raise spent
                 self._succeeded = True
-                return text
+                return text, wire
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _attempt(self, messages: Messages, request: dict[str, Any], held: float, last_form: bool) -> str:
+        """One HTTP attempt inside a slot, its hold settled by what it cost; errors typed or raised as bugs."""
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        cost = 0.0
+        try:
+            text, cost = await self._post(messages, request)
+        except Exception as error:
+            typed = from_exception(error, self.config.describe())
+            if typed is None:
+                raise  # not the provider's nor the transport's: a bug, raised as itself
+            raise self._judged(typed, last_form) from None
+        finally:
+            self.in_flight -= 1
+            self.budget.settle(self.usage, held, cost)
+        return text
 
     def _judged(self, error: ProviderError, last_form: bool) -> ProviderError:
         """Mark the client stopped on a fatal error (inside the slot, before a waiting sibling can send)."""
@@ -281,7 +298,9 @@ class LLMClient:
             reason = unreachable(self.config.api_base)
             if reason:  # nothing listens there: no point in retrying
                 error = CannotConnect(f"api_base={self.config.api_base}: cannot connect ({reason})")
-        if error.fatal and (last_form or not isinstance(error, ResponseFormatRefused)):
+        if isinstance(error, ResponseFormatRefused) and not last_form:
+            self.memory.refused(self.config.model, error)  # JSON mode from now on, this request included
+        elif error.fatal:
             self._stopped = error
         return error
 

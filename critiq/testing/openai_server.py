@@ -75,6 +75,7 @@ class Refusal(Exception):
 @dataclass
 class State:
     api_key: str | None = None  # None: any "sk-..." key is accepted
+    models: dict[str, Model] = field(default_factory=dict)  # over MODELS: a deployment without a feature
     requests: list[dict[str, Any]] = field(default_factory=list)
     refused: list[dict[str, Any]] = field(default_factory=list)
 
@@ -94,7 +95,7 @@ def check(body: Any, authorization: str | None, state: State) -> Model:
             raise Refusal(400, f"Unrecognized request argument supplied: {name}")
     if not isinstance(body.get("model"), str):
         raise Refusal(400, "you must provide a model parameter")
-    model = MODELS.get(body["model"])
+    model = state.models.get(body["model"]) or MODELS.get(body["model"])
     if model is None:
         raise Refusal(
             404,
@@ -132,7 +133,8 @@ def _check_messages(messages: Any) -> None:
 
 
 def _check_numbers(body: dict[str, Any], model: Model) -> None:
-    for name, low, high in (("temperature", 0, 2), ("top_p", 0, 1)):
+    ranges = (("temperature", 0, 2), ("top_p", 0, 1), ("presence_penalty", -2, 2), ("frequency_penalty", -2, 2))
+    for name, low, high in ranges:
         value = body.get(name)
         if value is None:
             continue
@@ -145,7 +147,7 @@ def _check_numbers(body: dict[str, Any], model: Model) -> None:
                 param=name,
                 code="decimal_above_max_value",
             )
-        if model.reasoning and value != 1:
+        if model.reasoning and name in ("temperature", "top_p") and value != 1:
             raise Refusal(
                 400,
                 f"Unsupported value: '{name}' does not support {value} with this model. Only the default (1) value "
@@ -214,10 +216,12 @@ def _check_response_format(fmt: Any, model: Model, messages: list[dict[str, Any]
                       code="invalid_value")  # fmt: skip
     schema = spec.get("schema")
     if spec.get("strict") and isinstance(schema, dict):
-        _check_strict(schema, spec["name"])
+        check_strict_schema(schema, spec["name"])
 
 
-def _check_strict(schema: dict[str, Any], name: str) -> None:
+def check_strict_schema(schema: dict[str, Any], name: str) -> None:
+    """Raise :class:`Refusal` (400) for a schema that breaks Structured Outputs' strict rules."""
+
     def fail(context: tuple[str, ...], reason: str) -> Refusal:
         return Refusal(
             400,
