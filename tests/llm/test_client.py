@@ -256,6 +256,7 @@ def test_concurrency_bound_is_honoured(direct: bool) -> None:
 @pytest.mark.llm
 def test_structured_call_to_the_embedded_model(local_server: Any) -> None:
     client = LLMClient(local_server.model_config(max_tokens=96))
+    assert client.form == "llama_cpp"  # found by the probe: no schema_mode needed
     completion = client.complete_sync(
         [
             {"role": "system", "content": "Answer with a JSON object only."},
