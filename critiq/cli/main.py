@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from critiq.cli.app import app, state
 from critiq.cli.display import console
+from critiq.cli.options import as_flags
 from critiq.errors import BudgetExceeded, CritiqError
 
 # importing a group's module registers its commands; `critiq --help` lists them in this order
@@ -30,7 +31,7 @@ def main() -> None:
     except CritiqError as error:
         if state["debug"]:
             console.print_exception()
-        console.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
+        console.print(f"[red]error:[/] {escape(as_flags(str(error)))}", soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]; finished work is saved — rerun with --resume")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import re
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -38,10 +39,29 @@ _SHARED: dict[str, tuple[Any, Any]] = {
     "timeout": (Annotated[float, typer.Option(min=0.1, help="seconds per request")], 120.0),
     "max_retries": (Annotated[int, typer.Option(min=0, help="retries of a failed request (429, 5xx, timeout)")], 5),
     "schema_mode": (
-        Annotated[str, typer.Option(help="json_schema (OpenAI, vLLM) or json_object (llama.cpp)")],
-        "json_schema",
+        Annotated[
+            str,
+            typer.Option(
+                help="structured-output form: auto (per provider; llama.cpp servers are detected) | json_schema | "
+                "json_object (JSON mode, schema in the prompt) | none (schema in the prompt only)"
+            ),
+        ],
+        "auto",
     ),
 }
+SCHEMA_MODES = ("auto", "json_schema", "json_object", "none")
+# library errors name parameters (``api_base=``); the command line names the flags that set them
+_PARAMETER = re.compile(r"(?<![\w-])(" + "|".join(n for n in _SHARED if n != "no_cache") + r")=")
+
+
+def as_flags(message: str) -> str:
+    """``message`` with the model parameters it names (``api_key_env=X``) written as flags (``--api-key-env X``)."""
+
+    def flag(match: re.Match[str]) -> str:
+        rest = match.string[match.end() :]
+        return "--" + match.group(1).replace("_", "-") + ("" if not rest or rest[0] in " ),;" else " ")
+
+    return _PARAMETER.sub(flag, message)
 
 
 def build_settings(values: dict[str, Any]) -> ModelSettings:
@@ -51,8 +71,8 @@ def build_settings(values: dict[str, Any]) -> ModelSettings:
         raise CritiqError(f"--api-key-env {env}: environment variable is not set")
     if values["api_base"] and not (values["model"] or values["manager_model"] or values["worker_model"]):
         raise CritiqError("--api-base needs --model (e.g. --model openai/NAME for an OpenAI-compatible server)")
-    if values["schema_mode"] not in ("json_schema", "json_object"):
-        raise CritiqError(f"--schema-mode {values['schema_mode']!r}: use json_schema or json_object")
+    if values["schema_mode"] not in SCHEMA_MODES:
+        raise CritiqError(f"--schema-mode {values['schema_mode']!r}: use {', '.join(SCHEMA_MODES)}")
     no_cache = values.pop("no_cache")
     settings = ModelSettings(**values)
     return settings.model_copy(update={"cache_dir": None}) if no_cache else settings

@@ -25,7 +25,7 @@ def serve_local(
         with LocalServer(port) as server:
             console.print(
                 f"serving {LOCAL_MODEL} at [bold]{server.api_base}[/] — use --model {LOCAL_MODEL} "
-                f"--api-base {server.api_base} --schema-mode json_object; Ctrl-C stops"
+                f"--api-base {server.api_base}; Ctrl-C stops"
             )
             while server.process is not None and server.process.poll() is None:
                 time.sleep(0.5)

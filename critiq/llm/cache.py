@@ -44,7 +44,7 @@ class RequestCache:
         self._connect()  # fail early on a corrupt file
 
     def _connect(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             return conn
         deadline = time.monotonic() + 30.0
@@ -110,7 +110,8 @@ class RequestCache:
             raise CritiqError(f"{self.path}: cache write failed ({error})") from None
 
     def __len__(self) -> int:
-        return self._connect().execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+        count: int = self._connect().execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+        return count
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

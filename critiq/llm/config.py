@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from critiq.errors import CritiqError
+from critiq.llm.structured import SchemaMode
 
 
 class ModelConfig(BaseModel):
@@ -25,8 +26,10 @@ class ModelConfig(BaseModel):
     temperature: float = 0.0
     max_tokens: int = 256
     timeout: float = 60.0
-    schema_mode: Literal["json_schema", "json_object"] = Field(
-        default="json_schema", description="response_format form: OpenAI's json_schema, or llama.cpp's json_object"
+    schema_mode: SchemaMode = Field(
+        default="auto",
+        description="structured-output form: auto (per provider; a llama.cpp server is detected), json_schema, "
+        "json_object (JSON mode, the schema in the prompt) or none (the schema in the prompt only)",
     )
     extra: dict[str, Any] = Field(default_factory=dict, description="further litellm completion parameters")
 
@@ -36,7 +39,7 @@ class ModelConfig(BaseModel):
             return None
         value = os.environ.get(self.api_key_env)
         if not value:
-            raise CritiqError(f"--api-key-env {self.api_key_env}: environment variable is not set")
+            raise CritiqError(f"api_key_env={self.api_key_env}: environment variable is not set")
         return value
 
     def request_params(self) -> dict[str, Any]:

@@ -15,12 +15,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from critiq.errors import CritiqError
 from critiq.llm.config import ModelConfig
-from critiq.testing.stub_server import free_port
+from critiq.llm.ports import free_port
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +61,9 @@ class LocalServer:
     def api_base(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def model_config(self, **overrides: object) -> ModelConfig:
-        """A :class:`ModelConfig` that talks to this server."""
-        options = {"schema_mode": "json_object", "timeout": LOCAL_TIMEOUT, **overrides}
-        return ModelConfig(model=LOCAL_MODEL, api_base=self.api_base, **options)  # type: ignore[arg-type]
+    def model_config(self, **overrides: Any) -> ModelConfig:
+        """A :class:`ModelConfig` that talks to this server (its structured-output form is found by a probe)."""
+        return ModelConfig(model=LOCAL_MODEL, api_base=self.api_base, **{"timeout": LOCAL_TIMEOUT, **overrides})
 
     def start(self) -> LocalServer:
         if importlib.util.find_spec("llama_cpp") is None:

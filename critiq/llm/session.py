@@ -10,14 +10,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from critiq.errors import CritiqError
 from critiq.llm.cache import RequestCache
-from critiq.llm.client import LLMClient
+from critiq.llm.client import FormMemory, LLMClient
 from critiq.llm.config import ModelConfig
 from critiq.llm.local import LOCAL_TIMEOUT, LocalServer, should_use_local
+from critiq.llm.probe import unreachable
+from critiq.llm.structured import SchemaMode
 from critiq.llm.usage import Budget, Usage
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ class ModelSettings(BaseModel):
     worker_max_tokens: int = Field(default=128, ge=16)
     manager_max_tokens: int = Field(default=400, ge=32)
     temperature: float = Field(default=0.0, ge=0)
-    schema_mode: Literal["json_schema", "json_object"] = "json_schema"
+    schema_mode: SchemaMode = "auto"
 
 
 @dataclass
@@ -79,6 +81,7 @@ def open_clients(settings: ModelSettings | None = None) -> Iterator[Clients]:
         cache = RequestCache(settings.cache_dir) if settings.cache_dir else None
         usage = Usage()
         budget = Budget(max_requests=settings.max_requests, max_cost=settings.max_cost)
+        memory = FormMemory()
 
         def client(model: str | None, max_tokens: int) -> LLMClient:
             config = ModelConfig(
@@ -88,7 +91,7 @@ def open_clients(settings: ModelSettings | None = None) -> Iterator[Clients]:
                 timeout=max(settings.timeout, LOCAL_TIMEOUT) if local else settings.timeout,
                 max_tokens=max_tokens,
                 temperature=settings.temperature,
-                schema_mode="json_object" if local else settings.schema_mode,
+                schema_mode=settings.schema_mode,  # auto finds the embedded llama.cpp server by itself
             )
             return LLMClient(
                 config,
@@ -98,6 +101,7 @@ def open_clients(settings: ModelSettings | None = None) -> Iterator[Clients]:
                 max_retries=settings.max_retries,
                 budget=budget,
                 usage=usage,
+                memory=memory,
             )
 
         yield Clients(
@@ -112,10 +116,7 @@ def open_clients(settings: ModelSettings | None = None) -> Iterator[Clients]:
 
 
 def _check_reachable(api_base: str) -> None:
-    """Fail at once, before a run writes anything, when nothing listens at ``--api-base``."""
-    from critiq.errors import CritiqError
-    from critiq.llm.client import _unreachable
-
-    reason = _unreachable(api_base)
+    """Fail at once, before a run writes anything, when nothing listens at ``api_base``."""
+    reason = unreachable(api_base)
     if reason:
-        raise CritiqError(f"--api-base {api_base}: cannot connect ({reason})")
+        raise CritiqError(f"api_base={api_base}: cannot connect ({reason})")

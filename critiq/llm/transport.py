@@ -18,7 +18,7 @@ _TRANSPORTS: weakref.WeakSet[DirectTransport] = weakref.WeakSet()
 
 
 class TransportError(Exception):
-    """An HTTP status or connection failure from the direct transport."""
+    """An HTTP status or connection failure from the direct transport (typed by :func:`errors.from_exception`)."""
 
     def __init__(
         self,
@@ -26,12 +26,14 @@ class TransportError(Exception):
         *,
         status_code: int | None = None,
         headers: dict[str, str] | None = None,
+        body: str = "",
         timeout: bool = False,
         connection: bool = False,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.headers = headers or {}
+        self.body = body
         self.timeout = timeout
         self.connection = connection
 
@@ -85,6 +87,7 @@ class DirectTransport:
                         f"HTTP {response.status}: {text[:200]}",
                         status_code=response.status,
                         headers={k.lower(): v for k, v in response.headers.items()},
+                        body=text,
                     )
         except asyncio.TimeoutError:
             raise TransportError(f"no answer within {self.timeout:.0f} s", timeout=True) from None
@@ -94,7 +97,7 @@ class DirectTransport:
             data = json.loads(text)
             content = data["choices"][0]["message"].get("content") or ""
         except (ValueError, KeyError, IndexError, TypeError):
-            raise TransportError(f"malformed response: {text[:200]}", status_code=502) from None
+            raise TransportError(f"malformed response: {text[:200]}", status_code=502, body=text) from None
         usage = data.get("usage") or {}
         return Reply(content, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
 

@@ -1,33 +1,44 @@
-"""vLLM offline batch inference behind the same ``complete()`` interface as :class:`~critiq.llm.LLMClient`.
+"""vLLM offline batch inference behind the same :class:`~critiq.llm.protocol.ChatClient` contract as the HTTP client.
 
 The workers keep calling ``complete()`` one cell at a time; requests that arrive while a batch runs are gathered
-and sent together as one ``LLM.chat`` call with ``StructuredOutputsParams(json=...)`` — the same prompts, the same
-parsing, the same request cache as the HTTP path. Needs ``pip install 'critiq[vllm]'`` on a GPU machine.
+and sent together as one ``LLM.chat`` call per (schema, sampling parameters) with
+``StructuredOutputsParams(json=...)`` — the same prompts, the same parsing and one re-ask, the same request cache and
+the same budget (reserved before a request joins a batch) as the HTTP path. Needs ``pip install 'critiq[vllm]'`` on
+a GPU machine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, overload
 
 from pydantic import BaseModel
 
 from critiq.errors import CritiqError
 from critiq.llm.cache import RequestCache, request_key
-from critiq.llm.client import Completion, cached_completion
 from critiq.llm.config import ModelConfig
-from critiq.llm.structured import parse_reply
+from critiq.llm.errors import EngineError, ProviderError
+from critiq.llm.protocol import Completion, Messages, T, cached_completion, validated
+from critiq.llm.structured import sent_schema
 from critiq.llm.usage import Budget, Usage
 
 log = logging.getLogger(__name__)
 
+# what vLLM raises for a failed batch (CUDA out of memory, a prompt longer than the context): the engine's failure,
+# counted per request; any other exception is a bug and propagates
+ENGINE_ERRORS = (RuntimeError, ValueError, OSError, MemoryError)
+ParamsFactory = Callable[[dict[str, Any] | None, int, float], Any]
 
-def _sampling_params(schema: type[BaseModel] | None, max_tokens: int, temperature: float) -> Any:
+
+def sampling_params(schema: dict[str, Any] | None, max_tokens: int, temperature: float) -> Any:
+    """vLLM's ``SamplingParams`` for one batch: its limits and, with a schema, its structured-output grammar."""
     from vllm import SamplingParams
     from vllm.sampling_params import StructuredOutputsParams
 
-    structured = StructuredOutputsParams(json=schema.model_json_schema()) if schema is not None else None
+    structured = StructuredOutputsParams(json=schema) if schema is not None else None
     return SamplingParams(max_tokens=max_tokens, temperature=temperature, structured_outputs=structured)
 
 
@@ -45,7 +56,7 @@ class VLLMOfflineClient:
         batch_size: int = 512,
         budget: Budget | None = None,
         usage: Usage | None = None,
-        params_factory: Any = None,
+        params_factory: ParamsFactory | None = None,
         **engine_options: Any,
     ) -> None:
         if engine is None:
@@ -60,60 +71,85 @@ class VLLMOfflineClient:
         self.batch_size = batch_size
         self.budget = budget or Budget()
         self.usage = usage or Usage()
-        self.params_factory = params_factory or _sampling_params
-        self._pending: list[tuple[list[dict[str, Any]], type[BaseModel] | None, asyncio.Future[str]]] = []
+        self.params_factory: ParamsFactory = params_factory or sampling_params
+        self._pending: list[tuple[Messages, str, asyncio.Future[str]]] = []
+        self._params: dict[str, tuple[dict[str, Any] | None, int, float]] = {}
         self._running: asyncio.Task[None] | None = None
 
+    @overload
     async def complete(
-        self, messages: list[dict[str, Any]], *, schema: type[BaseModel] | None = None, sample: int = 0, **params: Any
-    ) -> Completion:
-        request = {**self.config.request_params(), "schema": schema.__name__ if schema else None, **params}
+        self, messages: Messages, *, schema: type[T], sample: int = 0, **params: Any
+    ) -> Completion[T]: ...
+
+    @overload
+    async def complete(
+        self, messages: Messages, *, schema: None = None, sample: int = 0, **params: Any
+    ) -> Completion[BaseModel]: ...
+
+    async def complete(
+        self, messages: Messages, *, schema: type[BaseModel] | None = None, sample: int = 0, **params: Any
+    ) -> Completion[Any]:
+        """One chat completion, batched with the others waiting; ``params`` (max_tokens, temperature) shape it."""
+        unknown = set(params) - {"max_tokens", "temperature"}
+        if unknown:
+            raise TypeError(f"VLLMOfflineClient.complete: unsupported parameters {sorted(unknown)}")
+        max_tokens = int(params.get("max_tokens", self.config.max_tokens))
+        temperature = float(params.get("temperature", self.config.temperature))
+        if sample and temperature == 0:
+            temperature = 0.7  # distinct samples need some randomness
+        sent = sent_schema(schema, keep_limits=True) if schema is not None else None
+        request = {"max_tokens": max_tokens, "temperature": temperature, "schema": sent}
         key = request_key(self.config.model, messages, request, sample)
         hit = cached_completion(self.cache, key, schema, self.usage)
         if hit is not None:
             return hit
-        self.budget.check(self.usage)
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._pending.append((messages, schema, future))
-        if self._running is None or self._running.done():
-            self._running = asyncio.create_task(self._drain())
+        group = json.dumps(request, sort_keys=True)
+        self._params[group] = (sent, max_tokens, temperature)
+
+        async def send(conversation: Messages) -> str:
+            return await self._enqueue(conversation, group)
+
         try:
-            text = await future
-        except Exception as error:  # engine failure: recorded, never raised into the caller's loop
+            text = await send(messages)
+        except ProviderError as error:
             self.usage.failures += 1
-            return Completion(text=None, error=f"{type(error).__name__}: {error}"[:300])
-        if schema is None:
-            completion = Completion(text=text)
-        else:
-            try:
-                completion = Completion(text=text, parsed=parse_reply(text, schema))
-            except ValueError as error:
-                self.usage.parse_failures += 1
-                return Completion(text=text, error=f"invalid output: {error}")
-        if self.cache is not None:
-            self.cache.put(key, {"text": text})
+            return Completion(text=None, error=str(error)[:300])
+        completion = await validated(text, messages, schema, self.usage, send)
+        if not completion.failed and self.cache is not None:
+            self.cache.put(key, {"text": completion.text})
         return completion
 
+    async def _enqueue(self, messages: Messages, group: str) -> str:
+        self.budget.reserve(self.usage)  # counted before it joins a batch: a budget is never overshot
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._pending.append((messages, group, future))
+        if self._running is None or self._running.done():
+            self._running = asyncio.create_task(self._drain())
+        return await future
+
     async def _drain(self) -> None:
-        """Send what is pending as batches (one per schema) until nothing is left."""
+        """Send what is pending as batches (one per schema and sampling parameters) until nothing is left."""
         await asyncio.sleep(0)  # let the caller's gather enqueue its whole wave first
         while self._pending:
             wave, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size :]
-            groups: dict[Any, list[tuple[list[dict[str, Any]], asyncio.Future[str]]]] = {}
-            for messages, schema, future in wave:
-                groups.setdefault(schema, []).append((messages, future))
-            for schema, items in groups.items():
-                params = self.params_factory(schema, self.config.max_tokens, self.config.temperature)
-                conversations = [m for m, _ in items]
-                self.usage.requests += len(items)
+            groups: dict[str, list[tuple[Messages, asyncio.Future[str]]]] = {}
+            for messages, group, future in wave:
+                groups.setdefault(group, []).append((messages, future))
+            for group, items in groups.items():
+                params = self.params_factory(*self._params[group])
                 try:
-                    outputs = await asyncio.to_thread(self.engine.chat, conversations, params, use_tqdm=False)
-                except Exception as error:
+                    outputs = await asyncio.to_thread(self.engine.chat, [m for m, _ in items], params, use_tqdm=False)
+                except Exception as error:  # handed to each waiting caller: the engine's failure, or a bug as itself
+                    failure: BaseException = error
+                    if isinstance(error, ENGINE_ERRORS):
+                        failure = EngineError(f"{type(error).__name__}: {error}", where=self.config.model)
                     for _, future in items:
-                        future.set_exception(error)
+                        if not future.done():
+                            future.set_exception(failure)
                     continue
                 for (_, future), output in zip(items, outputs, strict=True):
                     self.usage.prompt_tokens += len(getattr(output, "prompt_token_ids", None) or [])
                     completion = output.outputs[0]
                     self.usage.completion_tokens += len(getattr(completion, "token_ids", None) or [])
-                    future.set_result(completion.text)
+                    if not future.done():
+                        future.set_result(completion.text)

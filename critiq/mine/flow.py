@@ -19,7 +19,8 @@ from pydantic import BaseModel, Field, model_validator
 
 from critiq.data.models import Criterion, CriterionStats, Example, Judgment, Pair
 from critiq.errors import BudgetExceeded, CritiqError
-from critiq.llm.client import LLMClient, run_sync
+from critiq.llm.protocol import ChatClient
+from critiq.llm.sync import run_sync
 from critiq.llm.usage import Usage
 from critiq.mine.judge import SwapMode, Worker
 from critiq.mine.manager import Manager
@@ -70,7 +71,7 @@ class FlowConfig(BaseModel):
 class CritiQFlow:
     """Mine criteria: ``CritiQFlow(manager=..., worker=...).fit(pairs)`` → :class:`FlowResult`.
 
-    ``manager`` and ``worker`` are :class:`~critiq.llm.LLMClient` objects (they may be the same). Without them,
+    ``manager`` and ``worker`` are chat clients such as :class:`~critiq.llm.LLMClient` (maybe the same). Without them,
     ``fit`` opens clients from default settings (the embedded local model when no key is configured).
     """
 
@@ -78,8 +79,8 @@ class CritiQFlow:
         self,
         config: FlowConfig | None = None,
         *,
-        manager: LLMClient | None = None,
-        worker: LLMClient | None = None,
+        manager: ChatClient | None = None,
+        worker: ChatClient | None = None,
         init_criteria: Sequence[Criterion] = (),
         progress: Progress | None = None,
         **options: Any,

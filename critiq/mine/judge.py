@@ -9,10 +9,11 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from critiq.data.models import Criterion, Example, Judgment, Pair
-from critiq.llm.client import LLMClient
+from critiq.llm.protocol import ChatClient
+from critiq.llm.structured import Reply
 from critiq.prompts import Prompts, fence
 
 log = logging.getLogger(__name__)
@@ -21,14 +22,14 @@ SwapMode = Literal["random", "both", "none"]
 RATIONALE_CHARS = 200
 
 
-class PairAnswer(BaseModel):
+class PairAnswer(Reply):
     """What a worker returns for a pair."""
 
     rationale: str = Field(max_length=RATIONALE_CHARS, description="one short sentence")
     verdict: Literal["A", "B", "none"]
 
 
-class PointAnswer(BaseModel):
+class PointAnswer(Reply):
     """What a worker returns for a single text."""
 
     rationale: str = Field(max_length=RATIONALE_CHARS, description="one short sentence")
@@ -54,7 +55,7 @@ class Worker:
 
     def __init__(
         self,
-        client: LLMClient,
+        client: ChatClient,
         prompts: Prompts | None = None,
         *,
         swap: SwapMode = "random",
@@ -137,7 +138,7 @@ class Worker:
         return total
 
     async def _judge_one(self, criterion: Criterion, example: Example, swapped: bool) -> Judgment:
-        schema = PairAnswer if isinstance(example, Pair) else PointAnswer
+        schema: type[PairAnswer] | type[PointAnswer] = PairAnswer if isinstance(example, Pair) else PointAnswer
         completion = await self.client.complete(self.messages(example, criterion, swapped), schema=schema)
         if completion.failed or completion.parsed is None:
             return Judgment(
@@ -149,7 +150,7 @@ class Worker:
                 rationale=completion.error or "",
             )
         answer = completion.parsed
-        verdict = {"yes": "A", "no": "B"}.get(answer.verdict, answer.verdict)  # type: ignore[attr-defined]
+        verdict = {"yes": "A", "no": "B"}.get(answer.verdict, answer.verdict)
         if swapped and verdict in ("A", "B"):
             verdict = "B" if verdict == "A" else "A"
         return Judgment(
@@ -158,7 +159,7 @@ class Worker:
             verdict=verdict,  # type: ignore[arg-type]
             rationale=answer.rationale,
             swapped=swapped,
-        )  # type: ignore[attr-defined]
+        )
 
     # ------------------------------------------------------------------ results
     def raw(self, criterion: Criterion, example: Example) -> list[Judgment]:

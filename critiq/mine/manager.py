@@ -11,10 +11,11 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from critiq.data.models import Criterion, CriterionStats, Example, Judgment, Pair
-from critiq.llm.client import LLMClient
+from critiq.llm.protocol import ChatClient
+from critiq.llm.structured import Reply
 from critiq.prompts import Prompts, fence
 
 log = logging.getLogger(__name__)
@@ -23,20 +24,20 @@ log = logging.getLogger(__name__)
 QUALITY_WORDS = {"en": ("good", "poor"), "zh": ("高", "低")}
 
 
-class Reason(BaseModel):
+class Reason(Reply):
     reason: str = Field(min_length=1, max_length=400)
 
 
-class Proposal(BaseModel):
+class Proposal(Reply):
     name: str = Field(min_length=2, max_length=64)
     description: str = Field(min_length=10, max_length=500)
 
 
-class Proposals(BaseModel):
+class Proposals(Reply):
     criteria: list[Proposal] = Field(min_length=1, max_length=12)
 
 
-class Critique(BaseModel):
+class Critique(Reply):
     critique: str = Field(min_length=1, max_length=500)
 
 
@@ -71,7 +72,7 @@ class Manager:
 
     def __init__(
         self,
-        client: LLMClient,
+        client: ChatClient,
         prompts: Prompts | None = None,
         *,
         task: str = "training data",
@@ -111,7 +112,7 @@ class Manager:
                 progress(done, len(examples))
             if reply.parsed is None:
                 return None
-            reason = reply.parsed.reason.strip()  # type: ignore[attr-defined]
+            reason = reply.parsed.reason.strip()
             return f"- example {index + 1} ({example.gold} preferred): {reason}"
 
         labelled = [e for e in examples if e.gold is not None]
@@ -157,7 +158,7 @@ class Manager:
             if reply.parsed is None:
                 log.warning("manager proposal was unusable: %s", reply.error)
                 continue
-            for proposal in reply.parsed.criteria:  # type: ignore[attr-defined]
+            for proposal in reply.parsed.criteria:
                 name = snake_case(proposal.name)
                 description = proposal.description.strip()
                 if is_placeholder(proposal.name) or is_placeholder(description):
@@ -188,7 +189,7 @@ class Manager:
         reply = await self.client.complete(
             [self._system(), {"role": "user", "content": user}], schema=Critique, max_tokens=200
         )
-        return reply.parsed.critique.strip() if reply.parsed is not None else None  # type: ignore[attr-defined]
+        return reply.parsed.critique.strip() if reply.parsed is not None else None
 
     async def rewrite(self, criterion: Criterion, stats: CriterionStats, critiques: Sequence[str]) -> Criterion | None:
         """A new description for a mid criterion, from the critiques of its mistakes; keeps the name."""
@@ -207,7 +208,7 @@ class Manager:
         if reply.parsed is None:
             log.warning("manager rewrite of %s was unusable: %s", criterion.name, reply.error)
             return None
-        description = reply.parsed.description.strip()  # type: ignore[attr-defined]
+        description = reply.parsed.description.strip()
         if description == criterion.description or is_placeholder(description):
             return None
         return criterion.model_copy(update={"description": description, "stats": None})

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import hashlib
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -29,48 +28,10 @@ from typing import Any
 
 import httpx
 
+from critiq.llm.ports import free_port
+from critiq.testing.answers import sample_instance, schema_in_prompt
 
-def sample_instance(schema: dict[str, Any], defs: dict[str, Any] | None = None, seed: str | None = None) -> Any:
-    """A minimal value that validates against a (pydantic-generated) JSON schema.
-
-    With ``seed``, choices (enum values, string contents) are derived from it instead of always the first.
-    """
-    defs = defs if defs is not None else schema.get("$defs", {})
-
-    def pick(count: int, path: str) -> int:
-        if seed is None or count <= 1:
-            return 0
-        return int(hashlib.sha256(f"{seed}/{path}".encode()).hexdigest(), 16) % count
-
-    def build(node: dict[str, Any], path: str) -> Any:
-        if "$ref" in node:
-            return build(defs[node["$ref"].split("/")[-1]], path)
-        for key in ("anyOf", "oneOf", "allOf"):
-            if key in node:
-                return build(node[key][0], path)
-        if "enum" in node:
-            return node["enum"][pick(len(node["enum"]), path)]
-        if "const" in node:
-            return node["const"]
-        kind = node.get("type", "object")
-        if kind == "object":
-            return {name: build(sub, f"{path}.{name}") for name, sub in node.get("properties", {}).items()}
-        if kind == "array":
-            return [build(node.get("items", {}), f"{path}[{i}]") for i in range(max(1, node.get("minItems", 1)))]
-        if kind == "string":
-            if seed is None:
-                text = "stub answer"
-            else:  # one word, so that names of different answers share no words
-                text = "stub" + hashlib.sha256(f"{seed}/{path}".encode()).hexdigest()[:12]
-            text = text.ljust(node.get("minLength", 0), "x")
-            return text[: node.get("maxLength", 64)] or "x"
-        if kind in ("integer", "number"):
-            return node.get("minimum", 1)
-        if kind == "boolean":
-            return True
-        return None
-
-    return build(schema, "")
+__all__ = ["StubServer", "build_app", "free_port", "sample_instance"]
 
 
 class _State:
@@ -99,7 +60,7 @@ def _reply(body: dict[str, Any], content: str) -> dict[str, Any]:
 
 def _valid_content(body: dict[str, Any], vary: bool = False) -> str:
     fmt = body.get("response_format") or {}
-    schema = (fmt.get("json_schema") or {}).get("schema") or fmt.get("schema")
+    schema = (fmt.get("json_schema") or {}).get("schema") or fmt.get("schema") or schema_in_prompt(body["messages"])
     seed = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest() if vary else None
     if schema:
         return json.dumps(sample_instance(schema, seed=seed))
@@ -184,12 +145,6 @@ def build_app(delay: float = 0.0, vary: bool = False) -> Any:
     return app
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class StubServer:
     """Start the stub server in a subprocess on 127.0.0.1; a context manager."""
 
@@ -245,7 +200,8 @@ class StubServer:
         httpx.post(f"http://127.0.0.1:{self.port}/_script", json=payload, timeout=5).raise_for_status()
 
     def stats(self) -> dict[str, Any]:
-        return httpx.get(f"http://127.0.0.1:{self.port}/_stats", timeout=5).json()
+        stats: dict[str, Any] = httpx.get(f"http://127.0.0.1:{self.port}/_stats", timeout=5).json()
+        return stats
 
     def stop(self) -> None:
         if self.process is not None:

@@ -36,8 +36,6 @@ def test_cli_pipeline_on_the_embedded_model(tmp_path: Path, local_server: Any) -
         LOCAL_MODEL,
         "--api-base",
         local_server.api_base,
-        "--schema-mode",
-        "json_object",
         "--cache-dir",
         str(tmp_path / "cache"),
         "--concurrency",

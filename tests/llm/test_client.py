@@ -15,7 +15,8 @@ from pydantic import BaseModel, Field
 
 from critiq.errors import BudgetExceeded, CritiqError
 from critiq.llm import Budget, LLMClient, ModelConfig
-from critiq.testing.stub_server import StubServer, free_port
+from critiq.llm.ports import free_port
+from critiq.testing.stub_server import StubServer
 
 T = TypeVar("T")
 MESSAGES = [{"role": "user", "content": "Which text is better?"}]
@@ -192,7 +193,7 @@ def test_unreachable_server_is_one_clear_error(direct: bool) -> None:
     client = LLMClient(ModelConfig(model="openai/stub", api_base=api_base), direct=direct, backoff_base=0.01)
     with pytest.raises(CritiqError) as error:
         client.complete_sync(MESSAGES)
-    assert str(error.value).startswith(f"--api-base {api_base}: cannot connect (")
+    assert str(error.value).startswith(f"api_base={api_base}: cannot connect (")
     assert client.usage.retries == 0  # not retried five times first
 
 
@@ -210,7 +211,7 @@ def test_configuration_errors_stop_at_once(stub_server: StubServer, direct: bool
 def test_unknown_model_string() -> None:
     with pytest.raises(CritiqError) as error:
         LLMClient(ModelConfig(model="surely-not-a-model-xyz"))
-    assert str(error.value).startswith("--model 'surely-not-a-model-xyz': unknown to litellm")
+    assert str(error.value).startswith("model='surely-not-a-model-xyz': unknown to litellm")
 
 
 def test_missing_key_variable(stub_server: StubServer, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -218,7 +219,7 @@ def test_missing_key_variable(stub_server: StubServer, monkeypatch: pytest.Monke
     config = ModelConfig(model="openai/stub", api_base=stub_server.api_base, api_key_env="CRITIQ_NO_SUCH_KEY")
     with pytest.raises(CritiqError) as error:
         LLMClient(config).complete_sync(MESSAGES)
-    assert str(error.value) == "--api-key-env CRITIQ_NO_SUCH_KEY: environment variable is not set"
+    assert str(error.value) == "api_key_env=CRITIQ_NO_SUCH_KEY: environment variable is not set"
 
 
 # ---------------------------------------------------------------------------------------------- loops, concurrency
@@ -255,6 +256,7 @@ def test_concurrency_bound_is_honoured(direct: bool) -> None:
 @pytest.mark.llm
 def test_structured_call_to_the_embedded_model(local_server: Any) -> None:
     client = LLMClient(local_server.model_config(max_tokens=96))
+    assert client.form == "llama_cpp"  # found by the probe: no schema_mode needed
     completion = client.complete_sync(
         [
             {"role": "system", "content": "Answer with a JSON object only."},

@@ -13,8 +13,8 @@ import pytest
 
 from critiq.llm import LLMClient, ModelConfig
 from critiq.llm.local import LOCAL_MODEL
+from critiq.llm.ports import free_port
 from critiq.mine.judge import PairAnswer
-from critiq.testing.stub_server import free_port
 
 
 @pytest.mark.llm
@@ -37,7 +37,10 @@ def test_serve_local_answers_a_structured_completion() -> None:
                 time.sleep(0.5)
         else:
             pytest.fail("critiq serve local did not come up")
-        client = LLMClient(ModelConfig(model=LOCAL_MODEL, api_base=api_base, schema_mode="json_object", max_tokens=96))
+        client = LLMClient(
+            ModelConfig(model=LOCAL_MODEL, api_base=api_base, max_tokens=96)
+        )  # llama.cpp: found by a probe
+        assert client.form == "llama_cpp"
         reply = client.complete_sync(
             [
                 {

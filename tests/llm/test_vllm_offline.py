@@ -13,7 +13,7 @@ from critiq.data.models import Criterion, Pair
 from critiq.errors import CritiqError
 from critiq.llm import RequestCache, run_sync
 from critiq.llm.vllm_offline import VLLMOfflineClient
-from critiq.mine.judge import Worker
+from critiq.mine.judge import PairAnswer, Worker
 
 
 class Engine:
@@ -38,7 +38,7 @@ CRITERIA = [Criterion(name="one", description="first criterion"), Criterion(name
 def test_worker_calls_are_batched_and_cached(tmp_path: Path) -> None:
     engine = Engine()
     client = VLLMOfflineClient("tiny", engine=engine, cache=RequestCache(tmp_path), params_factory=lambda *a: a)
-    worker = Worker(client, swap="none")  # type: ignore[arg-type]
+    worker = Worker(client, swap="none")
     run_sync(worker.judge(PAIRS, CRITERIA))
     assert engine.batches == [6]  # one engine call for all cells
     assert all(j.verdict == "A" for c in CRITERIA for j in worker.verdicts(c, PAIRS))
@@ -46,7 +46,7 @@ def test_worker_calls_are_batched_and_cached(tmp_path: Path) -> None:
 
     again = Worker(
         VLLMOfflineClient("tiny", engine=engine, cache=RequestCache(tmp_path), params_factory=lambda *a: a), swap="none"
-    )  # type: ignore[arg-type]
+    )
     run_sync(again.judge(PAIRS, CRITERIA))
     assert engine.batches == [6]  # the second run is served by the cache
 
@@ -57,7 +57,7 @@ def test_engine_failure_is_recorded_not_raised(tmp_path: Path) -> None:
             raise RuntimeError("CUDA out of memory")
 
     client = VLLMOfflineClient("tiny", engine=Broken(), params_factory=lambda *a: a)
-    worker = Worker(client, swap="none")  # type: ignore[arg-type]
+    worker = Worker(client, swap="none")
     run_sync(worker.judge(PAIRS, CRITERIA[:1]))
     assert client.usage.failures == 3
     assert all(j.failed for p in PAIRS for j in worker.raw(CRITERIA[0], p))
@@ -71,3 +71,49 @@ def test_missing_vllm_is_a_clear_error() -> None:
             VLLMOfflineClient("any-model")
     else:
         pytest.skip("vllm is installed here; the error path does not apply")
+
+
+class Scripted(Engine):
+    """Answers each batch from a list of texts, in turn; records the sampling parameters of each batch."""
+
+    def __init__(self, texts: list[str]) -> None:
+        super().__init__()
+        self.texts = texts
+        self.params: list[Any] = []
+
+    def chat(self, conversations: list[Any], params: Any, use_tqdm: bool = False) -> list[Any]:
+        self.batches.append(len(conversations))
+        self.params.append(params)
+        text = self.texts.pop(0) if self.texts else json.dumps({"rationale": "r", "verdict": "B"})
+        return [SimpleNamespace(prompt_token_ids=[1], outputs=[SimpleNamespace(text=text, token_ids=[1])])]
+
+
+MESSAGES = [{"role": "user", "content": "which is better?"}]
+
+
+def test_invalid_output_is_reasked_once() -> None:
+    engine = Scripted(["not json at all"])
+    client = VLLMOfflineClient("tiny", engine=engine, params_factory=lambda *a: a)
+    completion = run_sync(client.complete(MESSAGES, schema=PairAnswer))
+    assert completion.parsed is not None and completion.parsed.verdict == "B"
+    assert (client.usage.requests, client.usage.reasks, client.usage.parse_failures) == (2, 1, 0)
+    assert engine.batches == [1, 1]
+
+
+def test_per_call_params_shape_the_generation() -> None:
+    engine = Scripted([])
+    client = VLLMOfflineClient("tiny", engine=engine, max_tokens=128, params_factory=lambda *a: a)
+    run_sync(client.complete(MESSAGES, schema=PairAnswer, max_tokens=400, temperature=0.5))
+    schema, max_tokens, temperature = engine.params[0]
+    assert (max_tokens, temperature) == (400, 0.5)  # not only in the cache key
+    assert schema["additionalProperties"] is False and "maxLength" in json.dumps(schema)  # xgrammar keeps limits
+
+
+def test_a_bug_in_the_engine_call_propagates() -> None:
+    class Wrong(Engine):
+        def chat(self, *args: Any, **kwargs: Any) -> list[Any]:
+            raise KeyError("a bug, not an engine failure")
+
+    client = VLLMOfflineClient("tiny", engine=Wrong(), params_factory=lambda *a: a)
+    with pytest.raises(KeyError):
+        run_sync(client.complete(MESSAGES, schema=PairAnswer))

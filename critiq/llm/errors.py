@@ -1,0 +1,266 @@
+"""Typed provider errors: one family, made by one function from litellm's and the direct transport's exceptions.
+
+Retry and stop decisions read the type: ``retryable`` errors are retried with backoff and, once retries are spent,
+become a counted failure of that one request; ``fatal`` errors (a refused key, an unknown model, a request the
+provider will never accept) stop the run at the first answer, with the provider's own message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, ClassVar
+
+from critiq.errors import CritiqError
+
+
+class ProviderError(CritiqError):
+    """An answer from a model provider (or its transport) that is not a completion."""
+
+    retryable: ClassVar[bool] = False
+    fatal: ClassVar[bool] = False
+    advice: ClassVar[str] = ""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None, where: str = ""
+    ) -> None:
+        self.provider_message = message
+        self.status = status
+        self.retry_after = retry_after
+        self.where = where
+        super().__init__(self._line())
+
+    def _line(self) -> str:
+        code = f"HTTP {self.status}" if self.status is not None else "no HTTP answer"
+        text = f"{self.where}: {self.summary} ({code})" if self.where else f"{self.summary} ({code})"
+        if self.advice:
+            text = f"{text}; {self.advice}"
+        return f'{text} — provider: "{self.provider_message}"' if self.provider_message else text
+
+    @property
+    def summary(self) -> str:
+        return (type(self).__doc__ or type(self).__name__).strip().splitlines()[0].rstrip(".").lower()
+
+
+class AuthenticationError(ProviderError):
+    """Authentication failed."""
+
+    fatal = True
+    advice = "check api_key_env= (the variable that holds the key) and that the key is valid for this provider"
+
+
+class NotFoundError(ProviderError):
+    """Not found."""
+
+    fatal = True
+    advice = "check model= (the provider's name of the model) and api_base="
+
+
+class BadRequestError(ProviderError):
+    """The provider refused the request."""
+
+    fatal = True
+    advice = "change what the provider names, or choose another model="
+
+
+class ResponseFormatRefused(BadRequestError):
+    """The provider refused the requested response format."""
+
+    advice = "pass schema_mode='none' (the schema described in the prompt only) or choose another model="
+
+
+class ContextWindowExceeded(ProviderError):
+    """The request is longer than the model's context window."""
+
+    # one long text: that request fails, not the run
+    advice = "truncate long texts (max_chars) or use a model with a longer context"
+
+
+class ContentRefused(ProviderError):
+    """The provider's content policy refused the request."""
+
+
+class RateLimited(ProviderError):
+    """Rate limited."""
+
+    retryable = True
+
+
+class ServerError(ProviderError):
+    """The server failed."""
+
+    retryable = True
+
+
+class ProviderTimeout(ProviderError):
+    """No answer in time."""
+
+    retryable = True
+
+
+class Unreachable(ProviderError):
+    """No connection to the server."""
+
+    retryable = True
+
+
+class CannotConnect(Unreachable):
+    """Nothing accepts connections at the server address (found by a probe before the first success)."""
+
+    retryable = False
+    fatal = True
+
+    def _line(self) -> str:
+        return self.provider_message
+
+
+class Unanswerable(ProviderError):
+    """The answer could not be read."""
+
+    retryable = True
+
+
+class EngineError(ProviderError):
+    """The local inference engine failed."""
+
+
+_RESPONSE_FORMAT = re.compile(r"response_format|json_schema|json_object|structured output", re.IGNORECASE)
+_PREFIXES = re.compile(r"^(litellm\.\w+:\s*)?(\w+Exception\s*-\s*)?", re.IGNORECASE)
+
+
+def provider_message(body: Any) -> str:
+    """The provider's own error message from an error body (OpenAI's, Anthropic's and Ollama's shapes) or text."""
+    if isinstance(body, (bytes, str)):
+        text = body.decode(errors="replace") if isinstance(body, bytes) else body
+        try:
+            body = json.loads(text)
+        except ValueError:
+            return _first_line(_PREFIXES.sub("", text.strip()))
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict):
+            for key in ("message", "msg", "detail"):
+                if isinstance(error.get(key), str):
+                    return _first_line(error[key])
+        if isinstance(error, str):
+            return _first_line(error)
+        if isinstance(body.get("detail"), (str, list)):
+            return _first_line(json.dumps(body["detail"]) if isinstance(body["detail"], list) else body["detail"])
+    return _first_line(str(body))
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line[:400]
+
+
+def error_for_status(
+    status: int | None, message: str, *, retry_after: float | None = None, where: str = ""
+) -> ProviderError:
+    """The error class an HTTP status (and, for 400/422, the message) stands for."""
+    kind: type[ProviderError]
+    if status in (401, 403):
+        kind = AuthenticationError
+    elif status == 404:
+        kind = NotFoundError
+    elif status == 429:
+        kind = RateLimited
+    elif status == 408:
+        kind = ProviderTimeout
+    elif status is not None and status >= 500:
+        kind = ServerError
+    elif status is not None and 400 <= status < 500:
+        lowered = message.lower()
+        if "context length" in lowered or "context window" in lowered or "too many tokens" in lowered:
+            kind = ContextWindowExceeded
+        elif _RESPONSE_FORMAT.search(message):
+            kind = ResponseFormatRefused
+        else:
+            kind = BadRequestError
+    else:
+        kind = Unanswerable
+    return kind(message, status=status, retry_after=retry_after, where=where)
+
+
+def from_exception(error: BaseException, where: str = "") -> ProviderError | None:
+    """The :class:`ProviderError` for an exception from litellm, the openai SDK or the direct transport.
+
+    None when the exception is none of theirs (a bug in critiq: the caller lets it propagate).
+    """
+    from critiq.llm.transport import TransportError
+
+    if isinstance(error, ProviderError):
+        return error
+    if isinstance(error, TransportError):
+        if error.timeout:
+            return ProviderTimeout(str(error), where=where)
+        if error.connection:
+            return Unreachable(str(error), where=where)
+        return error_for_status(
+            error.status_code, provider_message(error.body), retry_after=retry_after(error.headers), where=where
+        )
+    module = type(error).__module__.split(".")[0]
+    if module not in ("litellm", "openai", "httpx", "aiohttp"):
+        return None
+    return _from_litellm(error, where)
+
+
+def _from_litellm(error: BaseException, where: str) -> ProviderError:
+    import openai
+
+    message = _litellm_message(error)
+    after = retry_after(_headers(error))
+    name = type(error).__name__
+    if isinstance(error, openai.APITimeoutError) or name == "Timeout":
+        return ProviderTimeout(message, where=where)
+    if name == "ContextWindowExceededError":
+        return ContextWindowExceeded(message, status=400, where=where)
+    if name == "ContentPolicyViolationError":
+        return ContentRefused(message, status=400, where=where)
+    status = getattr(error, "status_code", None)
+    if isinstance(error, openai.APIConnectionError) or name == "APIConnectionError":
+        # litellm reports a refused connection as APIConnectionError (status 500): no HTTP answer came back
+        return Unreachable(message, where=where)
+    if name == "UnsupportedParamsError":
+        return BadRequestError(message, status=400, where=where)
+    if not isinstance(status, int):
+        return Unanswerable(message, where=where)
+    return error_for_status(status, message, retry_after=after, where=where)
+
+
+def _litellm_message(error: BaseException) -> str:
+    body = getattr(error, "body", None)
+    if body:
+        return provider_message(body)
+    response = getattr(error, "response", None)
+    text = getattr(response, "text", None) if response is not None else None
+    if isinstance(text, str) and text.strip().startswith("{"):
+        return provider_message(text)
+    raw = str(getattr(error, "message", None) or error)
+    # litellm nests the provider's JSON body inside its own message: read the message from it when it is there
+    start = raw.find("{")
+    if start >= 0:
+        try:
+            return provider_message(json.loads(raw[start:]))
+        except ValueError:
+            pass
+    return provider_message(raw)
+
+
+def _headers(error: BaseException) -> Any:
+    headers = getattr(error, "litellm_response_headers", None) or getattr(error, "headers", None)
+    response = getattr(error, "response", None)
+    if not headers and response is not None:
+        headers = getattr(response, "headers", None)
+    return headers
+
+
+def retry_after(headers: Any) -> float | None:
+    """Seconds from a Retry-After header, when the server sent one."""
+    if not headers:
+        return None
+    try:
+        value = headers.get("retry-after") or headers.get("Retry-After")
+        return max(0.0, float(value)) if value is not None else None
+    except (AttributeError, TypeError, ValueError):
+        return None

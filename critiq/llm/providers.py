@@ -1,0 +1,107 @@
+"""What litellm knows about a model: its provider, its price, and the path a request takes to it.
+
+litellm is imported lazily (seconds of start-up); its price map is read from the file it ships, without the import,
+to decide whether an ``openai/NAME`` model behind ``api_base`` is a provider's model (litellm maps its parameters
+and prices it) or a self-hosted one (the direct transport, free).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SELF_HOSTED_PREFIXES = ("openai/", "hosted_vllm/")
+PRICE_MAP_FILE = "model_prices_and_context_window_backup.json"
+
+
+def litellm() -> Any:
+    """Import litellm offline and quiet (it fetches a price map from the network unless told not to)."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm as module
+
+    module.suppress_debug_info = True
+    module.drop_params = True  # litellm's parameter mapping drops what a model does not take (o-series temperature)
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    return module
+
+
+@functools.lru_cache(maxsize=1)
+def _price_map_names() -> frozenset[str]:
+    spec = importlib.util.find_spec("litellm")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(location) / PRICE_MAP_FILE
+        if path.exists():
+            return frozenset(json.loads(path.read_text()))
+    return frozenset()
+
+
+def in_price_map(model: str) -> bool:
+    """True when litellm's price map has ``model`` (with or without its provider prefix)."""
+    names = _price_map_names()
+    return model in names or model.split("/", 1)[-1] in names
+
+
+def goes_direct(model: str, api_base: str | None) -> bool:
+    """Whether requests take the direct transport: a self-hosted OpenAI-compatible server, not a provider's model.
+
+    ``hosted_vllm/NAME`` always does; ``openai/NAME`` does unless litellm knows NAME (``openai/o3-mini`` behind a
+    proxy still needs litellm's reasoning-model parameter mapping and its price).
+    """
+    if api_base is None or not model.startswith(SELF_HOSTED_PREFIXES):
+        return False
+    return model.startswith("hosted_vllm/") or not in_price_map(model)
+
+
+def provider(model: str, api_base: str | None) -> str:
+    """litellm's provider name for ``model``; raises ValueError with litellm's reason when it has none."""
+    try:
+        _, name, _, _ = litellm().get_llm_provider(model, api_base=api_base)
+    except Exception as error:  # litellm raises its BadRequestError or a plain Exception here: both mean "unknown"
+        raise ValueError(str(error).splitlines()[0] if str(error) else type(error).__name__) from None
+    return str(name)
+
+
+def takes_response_format(model: str, provider_name: str) -> bool:
+    """Whether litellm maps ``response_format`` for this model (it silently drops it for a model that takes none)."""
+    supported = litellm().get_supported_openai_params(model=model, custom_llm_provider=provider_name) or []
+    return "response_format" in supported
+
+
+def key_in_environment(model: str, api_base: str | None) -> bool:
+    """Whether the variables litellm reads for this provider's key are set."""
+    found = litellm().validate_environment(model=model, api_base=api_base)
+    return bool(found.get("keys_in_environment"))
+
+
+def worst_case_cost(model: str, messages: list[dict[str, Any]], max_tokens: int) -> float:
+    """The most a request can cost: its prompt tokens counted and ``max_tokens`` completion tokens, priced by
+    litellm's map; 0 for a model without a price (self-hosted)."""
+    if not in_price_map(model):
+        return 0.0
+    module = litellm()
+    try:
+        prompt_tokens = int(module.token_counter(model=model, messages=messages))
+        prompt_cost, completion_cost = module.cost_per_token(
+            model=model, prompt_tokens=prompt_tokens, completion_tokens=max_tokens
+        )
+    except Exception as error:  # litellm raises plain Exceptions for models it cannot price
+        log.debug("no price for %s: %s", model, error)
+        return 0.0
+    return float(prompt_cost) + float(completion_cost)
+
+
+def response_cost(response: Any) -> float:
+    """The price litellm already computed for a response (zero for self-hosted models)."""
+    hidden = getattr(response, "_hidden_params", None) or {}
+    try:
+        return float(hidden.get("response_cost") or 0.0)
+    except (TypeError, ValueError):
+        return 0.0

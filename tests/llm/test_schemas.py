@@ -1,0 +1,132 @@
+"""Every schema critiq sends: OpenAI strict for hosted providers, compiled by xgrammar for vLLM, limits checked here.
+
+The schemas come from one registry (:func:`critiq.llm.structured.reply_schemas`) after importing every critiq
+module, so a new reply model is covered without being listed here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+from typing import Any
+
+import pytest
+
+import critiq
+from critiq.llm.structured import (
+    LIMITS,
+    Reply,
+    reply_schemas,
+    response_format,
+    sent_schema,
+    with_schema_hint,
+)
+from critiq.testing.answers import schema_in_prompt
+from critiq.testing.openai_server import Refusal, check_strict_schema
+
+
+def _all_reply_schemas() -> list[type[Reply]]:
+    for module in pkgutil.walk_packages(critiq.__path__, "critiq."):
+        try:
+            importlib.import_module(module.name)
+        except ImportError:  # an optional dependency (vllm, ray...) is not installed: its module holds no reply
+            continue
+    return [s for s in reply_schemas() if s.__module__.startswith("critiq.")]
+
+
+SCHEMAS = _all_reply_schemas()
+IDS = [s.__name__ for s in SCHEMAS]
+
+
+def test_the_registry_holds_the_worker_and_manager_replies() -> None:
+    names = set(IDS)
+    assert {"PairAnswer", "PointAnswer", "Reason", "Proposal", "Proposals", "Critique"} <= names
+
+
+def _objects(node: Any) -> list[dict[str, Any]]:
+    found = []
+    if isinstance(node, dict):
+        if node.get("type") == "object":
+            found.append(node)
+        for value in node.values():
+            found += _objects(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += _objects(value)
+    return found
+
+
+def _keywords(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        return set(node) | {k for value in node.values() for k in _keywords(value)}
+    if isinstance(node, list):
+        return {k for value in node for k in _keywords(value)}
+    return set()
+
+
+@pytest.mark.parametrize("schema", SCHEMAS, ids=IDS)
+def test_hosted_form_is_openai_strict(schema: type[Reply]) -> None:
+    sent = sent_schema(schema, keep_limits=False)
+    objects = _objects(sent)
+    assert objects, "a reply is an object"
+    for node in objects:
+        assert node["additionalProperties"] is False
+        assert sorted(node["required"]) == sorted(node.get("properties", {}))
+    assert not _keywords(sent) & set(LIMITS)  # dropped for providers' strict subsets
+    check_strict_schema(sent, schema.__name__)  # and the local OpenAI endpoint accepts it
+
+
+@pytest.mark.parametrize("schema", SCHEMAS, ids=IDS)
+def test_the_pydantic_defaults_would_be_refused(schema: type[Reply]) -> None:
+    """What the issue saw: pydantic's own schema lacks additionalProperties:false and is refused."""
+    with pytest.raises(Refusal) as refused:
+        check_strict_schema(schema.model_json_schema(), schema.__name__)
+    assert refused.value.status == 400
+
+
+def test_limits_dropped_from_the_sent_schema_are_checked_on_our_side() -> None:
+    from critiq.llm.structured import parse_reply
+    from critiq.mine.judge import RATIONALE_CHARS, PairAnswer
+
+    assert "maxLength" not in json.dumps(sent_schema(PairAnswer, keep_limits=False))
+    assert "maxLength" in json.dumps(sent_schema(PairAnswer, keep_limits=True))
+    long = json.dumps({"rationale": "x" * (RATIONALE_CHARS + 1), "verdict": "A"})
+    with pytest.raises(ValueError, match="rationale"):
+        parse_reply(long, PairAnswer)
+
+
+@pytest.mark.parametrize("schema", SCHEMAS, ids=IDS)
+def test_every_schema_compiles_with_xgrammar(schema: type[Reply]) -> None:
+    """vLLM's default structured-output backend compiles what the vLLM path sends (limits kept)."""
+    xgr = pytest.importorskip("xgrammar")
+    sent = json.dumps(sent_schema(schema, keep_limits=True))
+    grammar = xgr.Grammar.from_json_schema(sent, strict_mode=True)
+    assert "root" in str(grammar)
+    vocabulary = [chr(c) for c in range(32, 127)] + ["</s>"]
+    compiled = xgr.GrammarCompiler(xgr.TokenizerInfo(vocabulary)).compile_json_schema(sent)
+    matcher = xgr.GrammarMatcher(compiled)
+    assert not matcher.is_terminated()
+
+
+def test_the_forms() -> None:
+    schema = {"type": "object", "properties": {}, "required": [], "additionalProperties": False}
+    assert response_format("R", schema, "json_schema") == {
+        "type": "json_schema",
+        "json_schema": {"name": "R", "schema": schema, "strict": True},
+    }
+    assert response_format("R", schema, "llama_cpp") == {"type": "json_object", "schema": schema}
+    assert response_format("R", schema, "json_object") == {"type": "json_object"}
+    assert response_format("R", schema, "none") is None
+
+
+def test_the_schema_hint_goes_into_the_last_user_message() -> None:
+    from critiq.mine.judge import PairAnswer
+
+    sent = sent_schema(PairAnswer, keep_limits=False)
+    messages = [{"role": "system", "content": "judge"}, {"role": "user", "content": "Text A ... Text B ..."}]
+    hinted = with_schema_hint(messages, sent)
+    assert hinted[0] == messages[0] and hinted[1]["content"].startswith("Text A ... Text B ...")
+    assert "JSON" in hinted[1]["content"]
+    assert schema_in_prompt(hinted) == sent
+    assert messages[1]["content"] == "Text A ... Text B ..."  # the caller's list is not changed
