@@ -15,6 +15,8 @@ from critiq.cli.options import model_options
 from critiq.errors import CritiqError
 from critiq.llm.session import ModelSettings
 
+EARLY_STOP_HELP = "ask criteria most accurate first and stop once the vote cannot change (same labels)"
+
 
 @contextmanager
 def _worker_client(backend: str, settings: ModelSettings) -> Iterator[Any]:
@@ -50,6 +52,7 @@ def _annotate_command(
     seed: int,
     language: str,
     text_field: str,
+    early_stop: bool,
     backend: str = "http",
 ) -> None:
     from critiq.annotate import annotate, draw_pairs
@@ -84,6 +87,8 @@ def _annotate_command(
                 out,
                 margin=margin,
                 resume=resume,
+                early_stop=early_stop,
+                concurrency=settings.concurrency,
                 progress=lambda n: update("annotate", n, max(n, max_pairs or n)),
             )
         )
@@ -92,6 +97,11 @@ def _annotate_command(
         f"{summary.failed} failed, {summary.ties} ties) · requests {client.usage.requests} · "
         f"cache hits {client.usage.cache_hits}"
     )
+    if summary.early_stop and summary.written:
+        full = summary.written * len(criteria)
+        console.print(
+            f"early stop: {summary.asked} of {full} criterion verdicts asked ({pct(summary.saved / full)} saved)"
+        )
     if summary.criteria:
         criteria_table(criteria, summary.criteria)
         assert summary.vote is not None
@@ -113,6 +123,7 @@ def judge(
     max_chars: Annotated[int | None, typer.Option(min=1)] = None,
     language: Annotated[str, typer.Option()] = "en",
     seed: Annotated[int, typer.Option()] = 0,
+    early_stop: Annotated[bool, typer.Option(help=EARLY_STOP_HELP)] = False,
     settings: ModelSettings = None,  # type: ignore[assignment]
 ) -> None:
     """Judge pairs against criteria; with human labels, report each criterion's and the vote's accuracy."""
@@ -131,6 +142,7 @@ def judge(
         seed=seed,
         language=language,
         text_field="text",
+        early_stop=early_stop,
     )
 
 
@@ -151,6 +163,7 @@ def annotate(
     max_chars: Annotated[int | None, typer.Option(min=1)] = None,
     language: Annotated[str, typer.Option()] = "en",
     seed: Annotated[int, typer.Option()] = 0,
+    early_stop: Annotated[bool, typer.Option(help=EARLY_STOP_HELP)] = True,
     settings: ModelSettings = None,  # type: ignore[assignment]
 ) -> None:
     """Label many pairs with the workers and the final criteria (majority vote)."""
@@ -169,5 +182,6 @@ def annotate(
         seed=seed,
         language=language,
         text_field=text_field,
+        early_stop=early_stop,
         backend=backend,
     )
