@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 ACTOR_CPUS = 0.5  # an actor mostly waits on the server: half a CPU each leaves room for the read tasks
 STOPPED = "stopped: "  # prefix of the error of examples an actor did not judge because its budget was spent
+FATAL = "fatal: "  # an error that ends the run (a refused key): Ray would drop its type and message, so it is sent
 
 
 class RayAnnotateConfig(BaseModel):
@@ -94,6 +95,9 @@ class AnnotateUDF:
         except BudgetExceeded as error:  # this actor's share is spent: return what finished, mark the rest
             for example in examples:
                 rows.setdefault(example.id, ("", STOPPED + str(error)))
+        except CritiqError as error:  # ends the run: the driver raises it with its own message
+            for example in examples:
+                rows.setdefault(example.id, ("", FATAL + str(error)))
         ids = [e.id for e in examples]
         return {"id": ids, "record": [rows[i][0] for i in ids], "error": [rows[i][1] for i in ids]}
 
@@ -187,6 +191,8 @@ def _collect(results: Any, out: Path, criteria: Sequence[Criterion], margin: int
     try:
         for batch in results.iter_batches(batch_format="pyarrow", batch_size=None):
             for row in batch.to_pylist():
+                if row["error"].startswith(FATAL):
+                    raise CritiqError(row["error"][len(FATAL) :])
                 if row["error"].startswith(STOPPED):
                     stopped = row["error"][len(STOPPED) :]
                 elif row["error"]:
