@@ -37,7 +37,8 @@ def _single_threaded_blas() -> AbstractContextManager[object]:
         from threadpoolctl import threadpool_limits
     except ImportError:
         return nullcontext()
-    return threadpool_limits(1, user_api="blas")
+    limits: AbstractContextManager[object] = threadpool_limits(1, user_api="blas")
+    return limits
 
 
 def lbfgs(
@@ -98,7 +99,8 @@ def _two_loop(grad: np.ndarray, history: deque[tuple[np.ndarray, np.ndarray, flo
     for (s_vec, y_vec, rho), alpha in zip(history, reversed(alphas), strict=True):
         beta = rho * float(y_vec @ q)
         q += (alpha - beta) * s_vec
-    return q
+    result: np.ndarray = q
+    return result
 
 
 def fit_linear_bt(

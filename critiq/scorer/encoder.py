@@ -147,6 +147,7 @@ class EncoderScorer(Scorer):
         torch.manual_seed(seed)
         model = self.encoder()
         prep = model.preprocess if hasattr(model, "preprocess") else model.tokenize
+        assert self.head is not None
         head = torch.nn.Linear(len(self.head), 1, bias=False).to(model.device)
         with torch.no_grad():
             head.weight.copy_(torch.from_numpy(self.head).unsqueeze(0))
@@ -173,7 +174,7 @@ class EncoderScorer(Scorer):
                 offset = beta * delta[torch.from_numpy(idx).to(model.device)]
                 loss = -F.logsigmoid(chosen - rejected + offset).mean()
                 optimizer.zero_grad()
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
                 optimizer.step()
                 total, steps = total + float(loss.detach()), steps + 1
             logger.info("encoder fine-tune epoch %d: mean BT loss %.4f", epoch + 1, total / max(steps, 1))
@@ -187,9 +188,11 @@ class EncoderScorer(Scorer):
         assert self.head is not None
         if len(texts) == 0:
             return np.zeros(0, dtype=np.float32)
-        return (self.embed(texts) @ self.head).astype(np.float32)
+        scores: np.ndarray = (self.embed(texts) @ self.head).astype(np.float32)
+        return scores
 
     def _save(self, directory: Path) -> None:
+        assert self.head is not None
         buffer = io.BytesIO()
         np.save(buffer, self.head, allow_pickle=False)
         atomic_write_bytes(directory / HEAD, buffer.getvalue())

@@ -77,7 +77,7 @@ class NgramScorer(Scorer):
         self.dense_scale = np.where(std > 1e-6, 1.0 / np.maximum(std, 1e-6), 0.0).astype(np.float32)
         matrix = self.featurizer.to_csr(feats, self._standardise(feats.dense))
         n = len(train)
-        logger.info("ngram: %d pairs, %d distinct texts, %d non-zeros", n, len(texts), matrix.nnz)
+        logger.info("ngram: %d pairs, %d distinct texts, %d non-zeros", n, len(texts), getattr(matrix, "nnz", 0))
         l2: float | np.ndarray = self.l2
         columns = [self.featurizer.n_hashed + DENSE_NAMES.index(name) for name in LENGTH_NAMES]
         if length_control:
@@ -106,9 +106,11 @@ class NgramScorer(Scorer):
         dense_w = self.weights[self.featurizer.n_hashed :]
         scores = np.bincount(feats.rows, weights=feats.values * hashed[feats.cols], minlength=feats.n)
         dense = np.einsum("ij,j->i", self._standardise(feats.dense), dense_w)  # no BLAS threads for a 12-column product
-        return (scores + dense).astype(np.float32)
+        total: np.ndarray = (scores + dense).astype(np.float32)
+        return total
 
     def _save(self, directory: Path) -> None:
+        assert self.weights is not None
         buffer = io.BytesIO()
         np.save(buffer, self.weights, allow_pickle=False)
         atomic_write_bytes(directory / WEIGHTS, buffer.getvalue())
