@@ -147,8 +147,9 @@ def main() -> None:
                 per_pair = result["requests"] / args.pairs
                 ideal = concurrency / result["latency"] / per_pair
                 print(
-                    f"  {name:10s}: {per_pair:.2f} requests/pair · in flight {result['in_flight']:.1f} "
-                    f"= {result['in_flight'] / concurrency:.2f} × concurrency · {args.pairs / result['wall']:.0f} "
+                    f"  {name:10s}: {per_pair:.2f} requests/pair · in flight at the server {result['in_flight']:.1f} "
+                    f"= {result['in_flight'] / concurrency:.2f} × concurrency (held by the client: "
+                    f"{result['client_in_flight'] / concurrency:.2f}) · {args.pairs / result['wall']:.0f} "
                     f"pairs/s (ideal {ideal:.0f}) · client CPU {1000 * result['cpu'] / result['requests']:.2f} "
                     f"ms/request · wall {result['wall']:.1f} s"
                 )
