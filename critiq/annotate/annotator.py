@@ -1,69 +1,58 @@
 """Label many examples with the workers and the final criteria: majority vote, streamed, resumable.
 
-Records are appended as batches finish (fsync'd); ``resume`` skips ids already written, so after a kill the output
-holds exactly one record per input id and finished work costs no request. Examples whose judgments still fail after
-retries go to ``<out>.failed.jsonl`` instead and are tried again on resume.
+Examples flow through a bounded pipeline (:mod:`critiq.annotate.pipeline`) and each record is appended as its
+example finishes (fsync'd every ``sync_every`` records); ``resume`` skips ids already written, so after a kill the
+output holds exactly one record per input id and finished work costs no request. Examples whose judgments still
+fail after retries go to ``<out>.failed.jsonl`` instead and are tried again on resume.
 """
 
 from __future__ import annotations
 
-import itertools
+import contextlib
+import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from pydantic import BaseModel
 
-from critiq.data.models import Criterion, CriterionStats, Example, Judgment, Pair
+from critiq.annotate.pair_judge import PairJudge, PerCriterionJudge
+from critiq.annotate.pipeline import judged
+from critiq.annotate.records import Agreement, record_for
+from critiq.data.models import Criterion, CriterionStats, Example
 from critiq.errors import CritiqError
-from critiq.io import JsonlAppender, iter_jsonl, write_jsonl
+from critiq.io import JsonlAppender, iter_jsonl
 from critiq.mine.judge import Worker
-from critiq.mine.metrics import criterion_stats
-from critiq.mine.vote import majority, vote_stats
 
 log = logging.getLogger(__name__)
 
 
 class AnnotationSummary(BaseModel):
-    """Counts of a run, and agreement with human labels where the input had them."""
+    """Counts of a run, and agreement with human labels where the input had them.
+
+    ``asked`` counts criteria judged over the written examples; with early stop it is below
+    ``written × len(criteria)`` (``saved`` is the difference).
+    """
 
     written: int = 0
     skipped: int = 0
     failed: int = 0
     ties: int = 0
+    asked: int = 0
+    saved: int = 0
     out: str = ""
+    early_stop: bool = False
     criteria: dict[str, CriterionStats] = {}
     vote: CriterionStats | None = None
-
-
-def record_for(example: Example, verdicts: dict[str, str], margin: int) -> dict[str, Any]:
-    """The output row: the vote's label, its margin (A votes − B votes) and each criterion's verdict."""
-    label = majority(list(verdicts.values()), margin)
-    a_votes = sum(v == "A" for v in verdicts.values())
-    b_votes = sum(v == "B" for v in verdicts.values())
-    human = example.gold
-    row: dict[str, Any] = {"id": example.id}
-    if isinstance(example, Pair):
-        row |= {"a": example.a, "b": example.b, "preferred": label.lower() if label else None}
-    else:
-        row |= {"text": example.text, "label": None if label is None else int(label == "A")}
-    row |= {"margin": a_votes - b_votes, "votes": verdicts, "domain": example.domain}
-    if human is not None:
-        row["human"] = human.lower() if isinstance(example, Pair) else int(human == "A")
-    if example.metadata:
-        row["metadata"] = example.metadata
-    return row
 
 
 def done_ids(out: Path) -> set[str]:
     return {str(row["id"]) for row in iter_jsonl(out)}
 
 
-def _batches(items: Iterable[Example], size: int) -> Iterator[list[Example]]:
-    iterator = iter(items)
-    while batch := list(itertools.islice(iterator, size)):
-        yield batch
+def failed_path(out: Path) -> Path:
+    return out.with_name(out.name + ".failed.jsonl")
 
 
 async def annotate(
@@ -74,80 +63,93 @@ async def annotate(
     *,
     margin: int = 0,
     resume: bool = False,
-    batch_size: int = 32,
+    early_stop: bool = True,
+    concurrency: int | None = None,
+    sync_every: int = 32,
+    judge: PairJudge | None = None,
     progress: Callable[[int], None] | None = None,
+    batch_size: int | None = None,
 ) -> AnnotationSummary:
-    """Judge ``examples`` (any iterable, consumed lazily) and append one record per example to ``out``."""
+    """Judge ``examples`` (any iterable, consumed lazily) and append one record per example to ``out``.
+
+    ``concurrency`` examples are judged at a time (default: the worker client's concurrency), so that many
+    requests stay in flight from the first example to the last. ``judge`` replaces the default
+    :class:`PerCriterionJudge` (``early_stop`` and ``margin`` configure that default). ``batch_size`` is the
+    former name of ``sync_every``.
+    """
     out = Path(out)
-    failed_path = out.with_name(out.name + ".failed.jsonl")
     if out.exists() and out.stat().st_size and not resume:
         raise CritiqError(f"--out {out}: already exists; pass --resume to continue it or choose another file")
+    if batch_size is not None:
+        sync_every = batch_size
+    unit: PairJudge = judge or PerCriterionJudge(worker, criteria, margin=margin, early_stop=early_stop)
+    workers = concurrency or int(getattr(worker.client, "concurrency", 8))
     finished = done_ids(out) if resume else set()
-    summary = AnnotationSummary(out=str(out))
-    failures: list[dict[str, Any]] = []
-    labelled: list[tuple[Example, dict[str, str]]] = []
+    summary = AnnotationSummary(out=str(out), early_stop=early_stop and isinstance(unit, PerCriterionJudge))
+    agreement = Agreement(criteria, margin)
+    failures = _Failures(failed_path(out))
+
+    def todo() -> Iterator[Example]:
+        for example in examples:
+            if example.id in finished:
+                summary.skipped += 1
+                continue
+            finished.add(example.id)  # an id repeated in the input is judged once
+            yield example
+
     appender: JsonlAppender | None = None  # opened at the first record: a run that fails at once writes nothing
     try:
-        for batch in _batches(examples, batch_size):
-            todo = [e for e in batch if e.id not in finished]
-            summary.skipped += len(batch) - len(todo)
-            if not todo:
-                continue
-            await worker.judge(todo, criteria)
-            for example in todo:
-                judgments = [worker.verdict(c, example) for c in criteria]
-                if any(j is None or j.failed for j in judgments):
+        async with contextlib.aclosing(judged(todo(), unit, workers)) as results:
+            async for example, outcome in results:
+                if outcome.failed:
                     summary.failed += 1
-                    failures.append(
-                        {
-                            "id": example.id,
-                            "error": next((j.rationale for j in judgments if j and j.failed), "not judged"),
-                        }
-                    )
-                    continue
-                verdicts = {c.name: j.verdict for c, j in zip(criteria, judgments, strict=True) if j is not None}
-                row = record_for(example, verdicts, margin)
-                summary.ties += row.get("preferred", row.get("label")) is None
-                if appender is None:
-                    appender = JsonlAppender(out, flush_every=batch_size)
-                appender.write(row)
-                finished.add(example.id)
-                summary.written += 1
-                if example.gold is not None:
-                    labelled.append((example, verdicts))
-            if appender is not None:
-                appender.sync()
-            # the memo only needs the current batch: drop it so memory stays flat on a long corpus
-            worker.memo.clear()
-            if progress is not None:
-                progress(summary.written + summary.skipped + summary.failed)
+                    failures.add({"id": example.id, "error": outcome.error})
+                else:
+                    row = record_for(example, outcome.verdicts, margin)
+                    if appender is None:
+                        appender = JsonlAppender(out, flush_every=sync_every)
+                    appender.write(row)
+                    summary.written += 1
+                    summary.ties += row.get("preferred", row.get("label")) is None
+                    summary.asked += outcome.asked
+                    if example.gold is not None:
+                        agreement.add(example.gold, outcome.verdicts)
+                if progress is not None:
+                    progress(summary.written + summary.skipped + summary.failed)
     finally:
         if appender is not None:
             appender.close()
-    if failures:
-        write_jsonl(failed_path, failures)
+        failures.close()
+    summary.saved = summary.written * len(criteria) - summary.asked
+    if summary.failed:
         log.warning(
-            "%d examples failed after retries (see %s); rerun with --resume to retry them", len(failures), failed_path
+            "%d examples failed after retries (see %s); rerun with --resume to retry them",
+            summary.failed,
+            failures.path,
         )
-    elif failed_path.exists():
-        failed_path.unlink()
-    if labelled:
-        _agreement(summary, labelled, criteria, margin)
+    if agreement.n:
+        summary.criteria = agreement.criteria()
+        summary.vote = agreement.vote_stats()
     return summary
 
 
-def _agreement(
-    summary: AnnotationSummary,
-    labelled: list[tuple[Example, dict[str, str]]],
-    criteria: Sequence[Criterion],
-    margin: int,
-) -> None:
-    gold = {e.id: e.gold for e, _ in labelled}
-    for criterion in criteria:
-        judgments = [
-            Judgment(example_id=e.id, criterion=criterion.name, verdict=v[criterion.name])  # type: ignore[arg-type]
-            for e, v in labelled
-        ]
-        summary.criteria[criterion.name] = criterion_stats(judgments, gold)
-    predicted = [majority(list(v.values()), margin) for _, v in labelled]
-    summary.vote = vote_stats(predicted, [gold[e.id] or "" for e, _ in labelled])
+class _Failures:
+    """``<out>.failed.jsonl``: replaced by this run's failures as they happen; removed when there are none."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: TextIO | None = None
+        self.count = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        if self._handle is None:
+            self._handle = self.path.open("w", encoding="utf-8")
+        self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._handle.flush()
+        self.count += 1
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+        elif self.path.exists():
+            self.path.unlink()

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.table import Table
 
 from critiq.cli.app import app
 from critiq.cli.display import console, criteria_table, pct, progress_bar
 from critiq.cli.options import model_options
 from critiq.errors import CritiqError
+from critiq.llm.config import ModelConfig
 from critiq.llm.session import ModelSettings
+
+if TYPE_CHECKING:
+    from critiq.annotate import AnnotationSummary
+    from critiq.annotate.estimate import RunEstimate
+    from critiq.data.models import Criterion, Example
+    from critiq.llm.usage import Usage
+    from critiq.mine.judge import SwapMode
+
+EARLY_STOP_HELP = "ask criteria most accurate first and stop once the vote cannot change (same labels)"
+DRY_RUN_HELP = "print the requests, tokens and price the run would take, and send nothing"
 
 
 @contextmanager
@@ -34,25 +47,83 @@ def _worker_client(backend: str, settings: ModelSettings) -> Iterator[Any]:
         yield clients.worker
 
 
+@dataclass
+class AnnotateOptions:
+    """The flags of `judge` and `annotate` beyond the shared model flags."""
+
+    margin: int = 0
+    swap: str = "random"
+    resume: bool = False
+    max_chars: int | None = None
+    corpus: bool = False
+    max_pairs: int | None = None
+    length_matched: bool = False
+    seed: int = 0
+    language: str = "en"
+    text_field: str = "text"
+    early_stop: bool = True
+    dry_run: bool = False
+    backend: str = "http"
+    engine: str = "local"
+    ray_address: str | None = None
+    ray_workers: int | None = None
+
+
+def role_config(settings: ModelSettings, role: str = "worker") -> ModelConfig:
+    """The worker's or manager's model as the flags name it, without starting anything (dry runs, Ray workers)."""
+    from critiq.llm.local import LOCAL_MODEL, should_use_local
+
+    model = (settings.worker_model if role == "worker" else settings.manager_model) or settings.model
+    max_tokens = settings.worker_max_tokens if role == "worker" else settings.manager_max_tokens
+    if should_use_local(model) and settings.api_base is None:
+        return ModelConfig(model=LOCAL_MODEL, api_base="embedded llama.cpp", max_tokens=max_tokens)
+    return ModelConfig(
+        model=model or "gpt-4o-mini",  # what open_clients uses when a provider key is set but no model
+        api_base=settings.api_base,
+        api_key_env=settings.api_key_env,
+        timeout=settings.timeout,
+        max_tokens=max_tokens,
+        temperature=settings.temperature,
+        schema_mode=settings.schema_mode,
+    )
+
+
+def print_estimate(run: RunEstimate) -> None:
+    """The dry run's table: requests, tokens and price per model role; says that nothing was sent."""
+    table = Table("role", "model", "requests (upper)", "expected", "prompt tokens", "completion ≤", "price")
+    for role, part in run.roles.items():
+        table.add_row(
+            role,
+            part.model,
+            f"{part.requests_upper:,}",
+            f"{part.requests_expected:,.0f}",
+            f"{part.prompt_tokens_expected:,} (≤ {part.prompt_tokens_upper:,})",
+            f"{part.completion_tokens_upper:,}",
+            _dollars(part.cost_expected, part.cost_upper, part.price),
+        )
+    console.print(table)
+    stop = " with early stop" if run.early_stop else ""
+    console.print(
+        f"dry run of {run.command}: {run.examples:,} examples × {run.criteria} criteria{stop}; "
+        f"total {_dollars(run.cost_expected, run.cost_upper, 'unknown')} · nothing was sent"
+    )
+
+
+def _dollars(expected: float | None, upper: float | None, reason: str) -> str:
+    if expected is None or upper is None:
+        return reason
+    return f"{_money(expected)} (≤ {_money(upper)})"
+
+
+def _money(value: float) -> str:
+    return f"${value:,.2f}" if value >= 1 else f"${value:.4f}"
+
+
 def _annotate_command(
-    input_path: Path,
-    criteria_path: Path,
-    out: Path,
-    settings: ModelSettings,
-    *,
-    margin: int,
-    swap: str,
-    resume: bool,
-    max_chars: int | None,
-    corpus: bool,
-    max_pairs: int | None,
-    length_matched: bool,
-    seed: int,
-    language: str,
-    text_field: str,
-    backend: str = "http",
+    input_path: Path, criteria_path: Path, out: Path, settings: ModelSettings, options: AnnotateOptions
 ) -> None:
     from critiq.annotate import annotate, draw_pairs
+    from critiq.annotate.annotator import done_ids
     from critiq.data.criteria import load_criteria
     from critiq.data.loaders import iter_examples, load_examples, scan_examples
     from critiq.data.models import Point
@@ -60,9 +131,14 @@ def _annotate_command(
     from critiq.mine.judge import Worker
     from critiq.prompts import Prompts
 
-    if swap not in ("random", "both", "none"):
-        raise CritiqError(f"--swap {swap!r}: use random, both or none")
+    if options.swap not in ("random", "both", "none"):
+        raise CritiqError(f"--swap {options.swap!r}: use random, both or none")
+    if options.backend not in ("http", "vllm-offline"):
+        raise CritiqError(f"--backend {options.backend!r}: use http or vllm-offline")
+    if options.engine not in ("local", "ray"):
+        raise CritiqError(f"--engine {options.engine!r}: use local or ray")
     criteria = load_criteria(criteria_path)
+    max_chars, text_field = options.max_chars, options.text_field
     if input_path.suffix.lower() == ".jsonl":
         # check every row before anything is written; then stream (the scan keeps nothing in memory)
         first = scan_examples(input_path, max_chars=max_chars, text_field=text_field).first
@@ -70,28 +146,98 @@ def _annotate_command(
     else:
         loaded = load_examples(input_path, max_chars=max_chars)
         first, examples = loaded[0], iter(loaded)
-    if corpus or (isinstance(first, Point) and corpus):
-        examples = draw_pairs(examples, seed=seed, length_matched=length_matched, max_pairs=max_pairs)  # type: ignore[arg-type]
-    if backend not in ("http", "vllm-offline"):
-        raise CritiqError(f"--backend {backend!r}: use http or vllm-offline")
-    with _worker_client(backend, settings) as client, progress_bar() as update:
-        worker = Worker(client, Prompts(language), swap=swap, seed=seed)  # type: ignore[arg-type]
+    if options.corpus or (isinstance(first, Point) and options.corpus):
+        examples = draw_pairs(
+            examples,  # type: ignore[arg-type]
+            seed=options.seed,
+            length_matched=options.length_matched,
+            max_pairs=options.max_pairs,
+        )
+    swap: SwapMode = options.swap  # type: ignore[assignment]
+    if options.dry_run:
+        from critiq.annotate.estimate import estimate_annotate
+
+        run = estimate_annotate(
+            examples,
+            criteria,
+            role_config(settings),
+            prompts=Prompts(options.language),
+            swap=swap,
+            seed=options.seed,
+            margin=options.margin,
+            early_stop=options.early_stop,
+            skip_ids=done_ids(out) if options.resume else None,
+        )
+        print_estimate(run)
+        return
+    if options.engine == "ray":
+        summary = _annotate_on_ray(examples, criteria, out, settings, options)
+        _print_summary(summary, criteria, out, None)
+        return
+    with _worker_client(options.backend, settings) as client, progress_bar() as update:
+        worker = Worker(client, Prompts(options.language), swap=swap, seed=options.seed)
+        # the offline engine batches what is pending: give it a batch's worth of pairs at a time
+        concurrency = int(getattr(client, "batch_size", settings.concurrency))
         summary = run_sync(
             annotate(
                 examples,
                 criteria,
                 worker,
                 out,
-                margin=margin,
-                resume=resume,
-                progress=lambda n: update("annotate", n, max(n, max_pairs or n)),
+                margin=options.margin,
+                resume=options.resume,
+                early_stop=options.early_stop,
+                concurrency=concurrency,
+                progress=lambda n: update("annotate", n, max(n, options.max_pairs or n)),
             )
         )
+    _print_summary(summary, criteria, out, client.usage)
+
+
+def _annotate_on_ray(
+    examples: Iterable[Example], criteria: list[Criterion], out: Path, settings: ModelSettings, options: AnnotateOptions
+) -> AnnotationSummary:
+    from critiq.annotate.ray_job import RayAnnotateConfig, annotate_with_ray
+
+    if options.backend != "http":
+        raise CritiqError("--engine ray talks to a server: use --backend http (the default)")
+    if settings.api_base is None or not (settings.worker_model or settings.model):
+        raise CritiqError("--engine ray needs --model and --api-base (every Ray worker talks to that server)")
+    job = RayAnnotateConfig(
+        model=role_config(settings),
+        concurrency=settings.concurrency,
+        max_retries=settings.max_retries,
+        cache_dir=str(settings.cache_dir) if settings.cache_dir else None,
+        max_requests=settings.max_requests,
+        max_cost=settings.max_cost,
+        swap=options.swap,  # type: ignore[arg-type]
+        seed=options.seed,
+        language=options.language,
+        margin=options.margin,
+        early_stop=options.early_stop,
+    )
+    return annotate_with_ray(
+        examples,
+        criteria,
+        out,
+        job,
+        resume=options.resume,
+        workers=options.ray_workers,
+        address=options.ray_address,
+    )
+
+
+def _print_summary(summary: AnnotationSummary, criteria: list[Criterion], out: Path, usage: Usage | None) -> None:
+    spent = f" · requests {usage.requests} · cache hits {usage.cache_hits}" if usage is not None else ""
     console.print(
         f"wrote {summary.written} records to {out} (skipped {summary.skipped} already done, "
-        f"{summary.failed} failed, {summary.ties} ties) · requests {client.usage.requests} · "
-        f"cache hits {client.usage.cache_hits}"
+        f"{summary.failed} failed, {summary.ties} ties){spent}"
     )
+    if summary.early_stop and summary.written:
+        full = summary.written * len(criteria)
+        console.print(
+            f"early stop: {summary.asked} of {full} criterion verdicts asked ({pct(summary.saved / full)} saved)"
+        )
     if summary.criteria:
         criteria_table(criteria, summary.criteria)
         assert summary.vote is not None
@@ -113,25 +259,22 @@ def judge(
     max_chars: Annotated[int | None, typer.Option(min=1)] = None,
     language: Annotated[str, typer.Option()] = "en",
     seed: Annotated[int, typer.Option()] = 0,
+    early_stop: Annotated[bool, typer.Option(help=EARLY_STOP_HELP)] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)] = False,
     settings: ModelSettings = None,  # type: ignore[assignment]
 ) -> None:
     """Judge pairs against criteria; with human labels, report each criterion's and the vote's accuracy."""
-    _annotate_command(
-        pairs,
-        criteria,
-        out,
-        settings,
+    options = AnnotateOptions(
         margin=margin,
         swap=swap,
         resume=resume,
         max_chars=max_chars,
-        corpus=False,
-        max_pairs=None,
-        length_matched=False,
         seed=seed,
         language=language,
-        text_field="text",
+        early_stop=early_stop,
+        dry_run=dry_run,
     )
+    _annotate_command(pairs, criteria, out, settings, options)
 
 
 @app.command()
@@ -151,14 +294,15 @@ def annotate(
     max_chars: Annotated[int | None, typer.Option(min=1)] = None,
     language: Annotated[str, typer.Option()] = "en",
     seed: Annotated[int, typer.Option()] = 0,
+    early_stop: Annotated[bool, typer.Option(help=EARLY_STOP_HELP)] = True,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)] = False,
+    engine: Annotated[str, typer.Option(help="local (one process) | ray (a Ray Data job; needs --api-base)")] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (engine ray)")] = None,
+    ray_workers: Annotated[int | None, typer.Option(min=1, help="Ray workers (engine ray; default: CPUs − 1)")] = None,
     settings: ModelSettings = None,  # type: ignore[assignment]
 ) -> None:
     """Label many pairs with the workers and the final criteria (majority vote)."""
-    _annotate_command(
-        input,
-        criteria,
-        out,
-        settings,
+    options = AnnotateOptions(
         margin=margin,
         swap=swap,
         resume=resume,
@@ -169,5 +313,11 @@ def annotate(
         seed=seed,
         language=language,
         text_field=text_field,
+        early_stop=early_stop,
+        dry_run=dry_run,
         backend=backend,
+        engine=engine,
+        ray_address=ray_address,
+        ray_workers=ray_workers,
     )
+    _annotate_command(input, criteria, out, settings, options)

@@ -34,9 +34,11 @@ def mine(
     max_chars: Annotated[int | None, typer.Option(min=1, help="truncate longer texts")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out")] = False,
     seed: Annotated[int, typer.Option()] = 0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print requests, tokens and price; send nothing")] = False,
     settings: ModelSettings = None,  # type: ignore[assignment]
 ) -> None:
     """Mine quality criteria from human-labelled pairs (CritiQ Flow)."""
+    from critiq.annotate.estimate import estimate_mine
     from critiq.data import load_examples
     from critiq.data.criteria import load_criteria
     from critiq.llm.session import open_clients
@@ -62,6 +64,19 @@ def mine(
         prompts_dir=str(prompts) if prompts else None,
         seed=seed,
     )
+    if dry_run:
+        from critiq.cli.annotate import print_estimate, role_config
+
+        estimate = estimate_mine(
+            train,
+            valid_examples,
+            config,
+            role_config(settings, "worker"),
+            role_config(settings, "manager"),
+            initial=initial,
+        )
+        print_estimate(estimate)
+        return
     with open_clients(settings) as clients, progress_bar() as update:
         flow = CritiQFlow(
             config, manager=clients.manager, worker=clients.worker, init_criteria=initial, progress=update

@@ -21,8 +21,12 @@ def train_scorer(
     valid_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="held out for the accuracy figure")] = 0.1,
     max_chars: Annotated[int | None, typer.Option(min=1)] = None,
     seed: Annotated[int, typer.Option()] = 0,
+    length_control: Annotated[
+        bool, typer.Option("--length-control", help="fit text length as a covariate and score without it")
+    ] = False,
 ) -> None:
-    """Distil a Bradley–Terry scorer from labelled pairs; prints its held-out pairwise accuracy."""
+    """Distil a Bradley–Terry scorer from labelled pairs; prints its held-out accuracy and how its scores follow
+    text length."""
     from critiq.data import load_pairs
     from critiq.scorer import make_scorer
 
@@ -31,7 +35,7 @@ def train_scorer(
         raise CritiqError(f"{labeled}: no pair has a label (preferred is null everywhere)")
     options = {"model": base_model} if base_model else {}
     scorer = make_scorer(kind, **options)
-    report = scorer.fit(pairs, valid_fraction=valid_fraction, seed=seed)
+    report = scorer.fit(pairs, valid_fraction=valid_fraction, seed=seed, length_control=length_control)
     scorer.save(out)
     console.print(f"{report.summary()} · saved to {out}")
 

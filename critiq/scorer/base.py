@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from critiq.errors import CritiqError, InputError
 from critiq.io import atomic_write_json
 from critiq.scorer.data import PairLike, Preferences, split, to_preferences
+from critiq.scorer.length import LengthAdjust
 from critiq.stats import wilson_interval
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,14 @@ MANIFEST_VERSION = 1
 
 
 class FitReport(BaseModel):
-    """What a fit did: sizes, held-out pairwise accuracy with its 95% Wilson interval, time."""
+    """What a fit did: sizes, held-out pairwise accuracy with its 95% Wilson interval, time, and how much the scores
+    follow text length on the held-out pairs (:mod:`critiq.scorer.length`).
+
+    ``length_spearman``: Spearman correlation of the scores with text length; ``shorter_won_accuracy``: accuracy on
+    the ``shorter_won_n`` pairs whose shorter text was preferred; ``longer_won_share``: how often the labels
+    preferred the longer text. ``length_control``: length was fitted as a covariate (weight ``length_weight`` per
+    standard deviation of log length) and left out of the scores.
+    """
 
     kind: str
     n_train: int
@@ -35,6 +43,12 @@ class FitReport(BaseModel):
     accuracy: float | None = None
     interval: tuple[float, float] | None = None
     train_seconds: float
+    length_control: bool = False
+    length_weight: float | None = None
+    length_spearman: float | None = None
+    shorter_won_n: int = 0
+    shorter_won_accuracy: float | None = None
+    longer_won_share: float | None = None
 
     def summary(self) -> str:
         if self.accuracy is None or self.interval is None:
@@ -42,7 +56,14 @@ class FitReport(BaseModel):
         else:
             lo, hi = self.interval
             held_out = f"held-out accuracy {self.accuracy:.3f} [{lo:.3f}, {hi:.3f}] on {self.n_valid} pairs"
-        return f"{self.kind}: trained on {self.n_train} pairs in {self.train_seconds:.1f}s, {held_out}"
+        text = f"{self.kind}: trained on {self.n_train} pairs in {self.train_seconds:.1f}s, {held_out}"
+        if self.length_spearman is not None:
+            text += f"; score–length Spearman {self.length_spearman:+.2f}"
+        if self.shorter_won_accuracy is not None:
+            text += f", accuracy {self.shorter_won_accuracy:.3f} where the shorter text won ({self.shorter_won_n})"
+        if self.length_control:
+            text += "; length controlled"
+        return text
 
 
 def pairwise_accuracy(chosen_scores: np.ndarray, rejected_scores: np.ndarray) -> tuple[int, int]:
@@ -55,15 +76,29 @@ class Scorer(ABC):
 
     kind: ClassVar[str]
     fit_report: FitReport | None = None
+    length_weight: float | None = None  # the length covariate's weight of the last length-controlled fit
+    length_adjust: LengthAdjust | None = None  # what length control takes out of the scores
 
-    def fit(self, pairs: Iterable[PairLike], *, valid_fraction: float = 0.1, seed: int = 0) -> FitReport:
-        """Train on ``pairs`` (chosen = the preferred side), holding out ``valid_fraction`` for accuracy."""
+    def fit(
+        self, pairs: Iterable[PairLike], *, valid_fraction: float = 0.1, seed: int = 0, length_control: bool = False
+    ) -> FitReport:
+        """Train on ``pairs`` (chosen = the preferred side), holding out ``valid_fraction`` for accuracy.
+
+        ``length_control`` fits text length as a separate covariate and scores without it, for labels that reward
+        length; the report's length figures say how much the scores follow length either way.
+        """
+        from critiq.scorer.length import length_report
+
         prefs = to_preferences(pairs)
         train, valid = split(prefs, valid_fraction, seed)
         if prefs.skipped:
             logger.info("skipped %d pairs without a preference", prefs.skipped)
         start = time.perf_counter()
-        self._fit(train, seed=seed)
+        self.length_weight = None
+        self.length_adjust = None
+        self._fit(train, seed=seed, length_control=length_control)
+        if length_control:
+            self.length_adjust = LengthAdjust.fit(self._score, train.chosen + train.rejected)
         seconds = time.perf_counter() - start
         accuracy: float | None = None
         interval: tuple[float, float] | None = None
@@ -78,17 +113,27 @@ class Scorer(ABC):
             accuracy=accuracy,
             interval=interval,
             train_seconds=round(seconds, 3),
+            length_control=length_control,
+            length_weight=self.length_weight,
+            **length_report(self.score, valid),
         )
         logger.info("%s", self.fit_report.summary())
         return self.fit_report
 
     @abstractmethod
-    def _fit(self, train: Preferences, *, seed: int) -> None:
-        """Fit the model on the training preferences."""
+    def _fit(self, train: Preferences, *, seed: int, length_control: bool = False) -> None:
+        """Fit the model on the training preferences; with ``length_control``, set ``length_weight``."""
+
+    def score(self, texts: Sequence[str]) -> np.ndarray:
+        """One float32 score per text; higher means better (without length, for a length-controlled scorer)."""
+        scores = self._score(texts)
+        if self.length_adjust is not None and len(scores):
+            scores = (scores - self.length_adjust.slope * self.length_adjust.standardise(texts)).astype(np.float32)
+        return scores
 
     @abstractmethod
-    def score(self, texts: Sequence[str]) -> np.ndarray:
-        """One float32 score per text; higher means better."""
+    def _score(self, texts: Sequence[str]) -> np.ndarray:
+        """The model's float32 score of each text."""
 
     @abstractmethod
     def config(self) -> dict[str, Any]:
@@ -124,6 +169,7 @@ class Scorer(ABC):
             "version": MANIFEST_VERSION,
             "config": self.config(),
             "fit_report": self.fit_report.model_dump(mode="json") if self.fit_report else None,
+            "length_adjust": self.length_adjust.model_dump() if self.length_adjust else None,
         }
         atomic_write_json(path / MANIFEST, manifest)
         return path
@@ -149,6 +195,8 @@ class Scorer(ABC):
         scorer = scorer_cls._load(path, dict(manifest.get("config") or {}))
         if manifest.get("fit_report"):
             scorer.fit_report = FitReport.model_validate(manifest["fit_report"])
+        if manifest.get("length_adjust"):
+            scorer.length_adjust = LengthAdjust.model_validate(manifest["length_adjust"])
         return scorer
 
     def as_map_fn(

@@ -37,7 +37,8 @@ def _single_threaded_blas() -> AbstractContextManager[object]:
         from threadpoolctl import threadpool_limits
     except ImportError:
         return nullcontext()
-    return threadpool_limits(1, user_api="blas")
+    limits: AbstractContextManager[object] = threadpool_limits(1, user_api="blas")
+    return limits
 
 
 def lbfgs(
@@ -98,7 +99,8 @@ def _two_loop(grad: np.ndarray, history: deque[tuple[np.ndarray, np.ndarray, flo
     for (s_vec, y_vec, rho), alpha in zip(history, reversed(alphas), strict=True):
         beta = rho * float(y_vec @ q)
         q += (alpha - beta) * s_vec
-    return q
+    result: np.ndarray = q
+    return result
 
 
 def fit_linear_bt(
@@ -106,13 +108,14 @@ def fit_linear_bt(
     chosen: np.ndarray,
     rejected: np.ndarray,
     *,
-    l2: float = 1.0,
+    l2: float | np.ndarray = 1.0,
     max_iter: int = 100,
     tol: float = 1e-5,
 ) -> np.ndarray:
     """Float32 weights ``w`` such that ``features[chosen[i]] @ w > features[rejected[i]] @ w`` as often as possible.
 
     ``features`` has one row per distinct text (dense array or scipy CSR); ``chosen``/``rejected`` index rows.
+    ``l2`` is one penalty for every weight, or one per column (a covariate can be penalised less).
     """
     n_texts, d = features.shape
     weights = np.zeros(d, dtype=np.float32)
@@ -125,6 +128,7 @@ def fit_linear_bt(
         matrix = np.ascontiguousarray(features, dtype=np.float32)
         kept = np.arange(d)
         transposed = matrix.T
+    penalty = np.asarray(l2, dtype=np.float64)[kept] if np.ndim(l2) else float(l2)
 
     def objective(w64: np.ndarray) -> tuple[float, np.ndarray]:
         scores = np.asarray(matrix @ w64.astype(np.float32)).ravel().astype(np.float64)
@@ -132,8 +136,8 @@ def fit_linear_bt(
         loss = float(np.logaddexp(0.0, -margin).sum())
         dmargin = -np.exp(-np.logaddexp(0.0, margin))  # d(−log σ(m))/dm = −σ(−m)
         dscores = np.bincount(chosen, dmargin, minlength=n_texts) - np.bincount(rejected, dmargin, minlength=n_texts)
-        grad = np.asarray(transposed @ dscores.astype(np.float32)).ravel().astype(np.float64) + l2 * w64
-        return loss + 0.5 * l2 * float(w64 @ w64), grad
+        grad = np.asarray(transposed @ dscores.astype(np.float32)).ravel().astype(np.float64) + penalty * w64
+        return loss + 0.5 * float(np.sum(penalty * w64 * w64)), grad
 
     with _single_threaded_blas():
         solution, loss, iterations = lbfgs(objective, np.zeros(matrix.shape[1]), max_iter=max_iter, gtol=tol)

@@ -20,6 +20,8 @@ from critiq.io import atomic_write_bytes
 from critiq.scorer.base import Scorer, register
 from critiq.scorer.bt import fit_linear_bt
 from critiq.scorer.data import Preferences
+from critiq.scorer.length import LengthScale
+from critiq.scorer.ngram import COVARIATE_PENALTY
 
 logger = logging.getLogger(__name__)
 
@@ -120,26 +122,42 @@ class EncoderScorer(Scorer):
         )
         return np.asarray(vectors, dtype=np.float32)
 
-    def _fit(self, train: Preferences, *, seed: int) -> None:
+    def _fit(self, train: Preferences, *, seed: int, length_control: bool = False) -> None:
         index: dict[str, int] = {}
         inverse = np.array([index.setdefault(t, len(index)) for t in train.chosen + train.rejected], dtype=np.int64)
         n = len(train)
-        embeddings = self.embed(list(index))
-        self.head = fit_linear_bt(embeddings, inverse[:n], inverse[n:], l2=self.l2)
+        texts = list(index)
+        embeddings = self.embed(texts)
+        scale = LengthScale(texts) if length_control else None
+        if scale is None:
+            self.head = fit_linear_bt(embeddings, inverse[:n], inverse[n:], l2=self.l2)
+        else:  # the standardised log length as one more column, lightly penalised, fitted and then dropped
+            design = np.hstack([embeddings, scale(texts)[:, None]])
+            l2 = np.full(design.shape[1], self.l2)
+            l2[-1] = self.l2 * COVARIATE_PENALTY
+            weights = fit_linear_bt(design, inverse[:n], inverse[n:], l2=l2)
+            self.head, self.length_weight = weights[:-1].copy(), float(weights[-1])
         if self.finetune:
-            self._finetune(train, seed)
+            self._finetune(train, seed, scale)
 
-    def _finetune(self, train: Preferences, seed: int) -> None:
+    def _finetune(self, train: Preferences, seed: int, scale: LengthScale | None = None) -> None:
         import torch
         import torch.nn.functional as F
 
         torch.manual_seed(seed)
         model = self.encoder()
         prep = model.preprocess if hasattr(model, "preprocess") else model.tokenize
+        assert self.head is not None
         head = torch.nn.Linear(len(self.head), 1, bias=False).to(model.device)
         with torch.no_grad():
             head.weight.copy_(torch.from_numpy(self.head).unsqueeze(0))
-        optimizer = torch.optim.AdamW([*model.parameters(), *head.parameters()], lr=self.learning_rate)
+        # with length control, the covariate's weight trains with the rest and stays out of the scores
+        beta = torch.nn.Parameter(torch.tensor(float(self.length_weight or 0.0), device=model.device))
+        delta = torch.zeros(len(train), device=model.device)
+        if scale is not None:
+            delta = torch.from_numpy(scale(train.chosen) - scale(train.rejected)).to(model.device)
+        trained = [*model.parameters(), *head.parameters(), *([beta] if scale is not None else [])]
+        optimizer = torch.optim.AdamW(trained, lr=self.learning_rate)
         rng = np.random.default_rng(seed)
         model.train()
         for epoch in range(self.epochs):
@@ -153,23 +171,28 @@ class EncoderScorer(Scorer):
                 if self.normalize:
                     embeddings = F.normalize(embeddings, dim=-1)
                 chosen, rejected = head(embeddings).squeeze(-1).chunk(2)
-                loss = -F.logsigmoid(chosen - rejected).mean()
+                offset = beta * delta[torch.from_numpy(idx).to(model.device)]
+                loss = -F.logsigmoid(chosen - rejected + offset).mean()
                 optimizer.zero_grad()
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
                 optimizer.step()
                 total, steps = total + float(loss.detach()), steps + 1
             logger.info("encoder fine-tune epoch %d: mean BT loss %.4f", epoch + 1, total / max(steps, 1))
         model.eval()
         self.head = head.weight.detach().cpu().numpy().ravel().astype(np.float32)
+        if scale is not None:
+            self.length_weight = float(beta.detach().cpu())
 
-    def score(self, texts: Sequence[str]) -> np.ndarray:
+    def _score(self, texts: Sequence[str]) -> np.ndarray:
         self._check_fitted()
         assert self.head is not None
         if len(texts) == 0:
             return np.zeros(0, dtype=np.float32)
-        return (self.embed(texts) @ self.head).astype(np.float32)
+        scores: np.ndarray = (self.embed(texts) @ self.head).astype(np.float32)
+        return scores
 
     def _save(self, directory: Path) -> None:
+        assert self.head is not None
         buffer = io.BytesIO()
         np.save(buffer, self.head, allow_pickle=False)
         atomic_write_bytes(directory / HEAD, buffer.getvalue())

@@ -137,7 +137,8 @@ class Featurizer:
         mixed = (hashes ^ _SALTS[family]) * _MIX
         mixed ^= mixed >> np.uint32(15)
         mixed *= _MIX
-        return (mixed >> np.uint32(32 - self.bits)).astype(np.int32) + np.int32(family << self.bits)
+        buckets: np.ndarray = (mixed >> np.uint32(32 - self.bits)).astype(np.int32) + np.int32(family << self.bits)
+        return buckets
 
     def _transform_chunk(self, texts: Sequence[str]) -> HashedFeatures:
         n = len(texts)
@@ -152,7 +153,8 @@ class Featurizer:
         np.cumsum(text.astype(np.uint32) * qpow[:length], dtype=np.uint32, out=prefix[1:])
 
         def substring_hash(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-            return (prefix[hi] - prefix[lo]) * ppow[hi - 1]
+            hashes: np.ndarray = (prefix[hi] - prefix[lo]) * ppow[hi - 1]
+            return hashes
 
         is_space = _SPACE[raw]
         is_word = _WORD[raw]

@@ -20,6 +20,8 @@ from critiq.scorer.features import DENSE_NAMES, Featurizer, HashedFeatures
 logger = logging.getLogger(__name__)
 
 WEIGHTS = "weights.npy"
+LENGTH_NAMES = ("log_chars", "log_tokens", "log_lines")  # the length covariate of length control
+COVARIATE_PENALTY = 1e-3  # relative L2 on the covariate: it takes the length effect before the n-grams can
 
 
 @register
@@ -65,7 +67,7 @@ class NgramScorer(Scorer):
             "dense_scale": self.dense_scale.tolist(),
         }
 
-    def _fit(self, train: Preferences, *, seed: int) -> None:
+    def _fit(self, train: Preferences, *, seed: int, length_control: bool = False) -> None:
         index: dict[str, int] = {}
         inverse = np.array([index.setdefault(t, len(index)) for t in train.chosen + train.rejected], dtype=np.int64)
         texts = list(index)
@@ -75,13 +77,21 @@ class NgramScorer(Scorer):
         self.dense_scale = np.where(std > 1e-6, 1.0 / np.maximum(std, 1e-6), 0.0).astype(np.float32)
         matrix = self.featurizer.to_csr(feats, self._standardise(feats.dense))
         n = len(train)
-        logger.info("ngram: %d pairs, %d distinct texts, %d non-zeros", n, len(texts), matrix.nnz)
-        self.weights = fit_linear_bt(matrix, inverse[:n], inverse[n:], l2=self.l2, max_iter=self.max_iter)
+        logger.info("ngram: %d pairs, %d distinct texts, %d non-zeros", n, len(texts), getattr(matrix, "nnz", 0))
+        l2: float | np.ndarray = self.l2
+        columns = [self.featurizer.n_hashed + DENSE_NAMES.index(name) for name in LENGTH_NAMES]
+        if length_control:
+            l2 = np.full(self.featurizer.n_features, self.l2)
+            l2[columns] = self.l2 * COVARIATE_PENALTY
+        self.weights = fit_linear_bt(matrix, inverse[:n], inverse[n:], l2=l2, max_iter=self.max_iter)
+        if length_control:  # fitted with the rest, scored without: the covariate's weights are dropped
+            self.length_weight = float(self.weights[columns].sum())
+            self.weights[columns] = 0.0
 
     def _standardise(self, dense: np.ndarray) -> np.ndarray:
         return ((dense - self.dense_mean) * self.dense_scale).astype(np.float32)
 
-    def score(self, texts: Sequence[str]) -> np.ndarray:
+    def _score(self, texts: Sequence[str]) -> np.ndarray:
         self._check_fitted()
         assert self.weights is not None
         texts = list(texts)
@@ -96,9 +106,11 @@ class NgramScorer(Scorer):
         dense_w = self.weights[self.featurizer.n_hashed :]
         scores = np.bincount(feats.rows, weights=feats.values * hashed[feats.cols], minlength=feats.n)
         dense = np.einsum("ij,j->i", self._standardise(feats.dense), dense_w)  # no BLAS threads for a 12-column product
-        return (scores + dense).astype(np.float32)
+        total: np.ndarray = (scores + dense).astype(np.float32)
+        return total
 
     def _save(self, directory: Path) -> None:
+        assert self.weights is not None
         buffer = io.BytesIO()
         np.save(buffer, self.weights, allow_pickle=False)
         atomic_write_bytes(directory / WEIGHTS, buffer.getvalue())

@@ -134,7 +134,7 @@ class RewardModelScorer(Scorer):
         return self.device or ("cuda" if torch.cuda.is_available() else "cpu")
 
     # --- training ------------------------------------------------------------------------------
-    def _fit(self, train: Preferences, *, seed: int) -> None:
+    def _fit(self, train: Preferences, *, seed: int, length_control: bool = False) -> None:
         datasets = _require("datasets", "datasets")
         transformers = _require("transformers", "'critiq[scorer]'")
         trl = _require("trl", "'critiq[scorer]'")
@@ -145,9 +145,17 @@ class RewardModelScorer(Scorer):
         tokenizer = self.tokenizer()
         model = transformers.AutoModelForSequenceClassification.from_pretrained(self.model_name, num_labels=1)
         model.config.pad_token_id = tokenizer.pad_token_id
-        dataset = datasets.Dataset.from_dict(
-            {"chosen_ids": self.encode(train.chosen), "rejected_ids": self.encode(train.rejected)}
-        )
+        columns: dict[str, Any] = {"chosen_ids": self.encode(train.chosen), "rejected_ids": self.encode(train.rejected)}
+        if length_control:
+            # β of length alone (a one-covariate BT fit) enters the loss as a fixed offset, TRL's ``margin``:
+            # −log σ(r_c − r_r − margin) with margin = −β·Δℓ, so the model learns what length does not explain
+            from critiq.scorer.length import LengthScale, length_only_weight
+
+            self.length_weight = length_only_weight(train)
+            scale = LengthScale(train.chosen + train.rejected)
+            delta = scale(train.chosen) - scale(train.rejected)
+            columns["margin"] = (-self.length_weight * delta).astype(float).tolist()
+        dataset = datasets.Dataset.from_dict(columns)
         cuda = torch.cuda.is_available() and self._torch_device().startswith("cuda")
         options: dict[str, Any] = {
             "num_train_epochs": self.epochs,
@@ -174,7 +182,7 @@ class RewardModelScorer(Scorer):
         self._llm = None
 
     # --- scoring -------------------------------------------------------------------------------
-    def score(self, texts: Sequence[str]) -> np.ndarray:
+    def _score(self, texts: Sequence[str]) -> np.ndarray:
         self._check_fitted()
         if len(texts) == 0:
             return np.zeros(0, dtype=np.float32)

@@ -12,6 +12,8 @@ Valid answers are the first value the schema allows (``sample_instance``), or, w
 hash of the request: deterministic per request but different across requests (enum values vary, strings become
 distinct one-word tokens), so a flow sees criteria of differing accuracy. With ``keep_requests`` on, each request
 body is kept (``stats()["requests"]``) together with its ``Authorization`` header (``stats()["authorization"]``).
+``--jitter J`` draws each delay uniformly from ``delay ± J``; ``stats()["busy_seconds"]`` sums the time requests spent
+in the server (divided by the wall time: the mean number of requests in flight).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import random
 import subprocess
 import sys
 import time
@@ -35,9 +38,11 @@ __all__ = ["StubServer", "build_app", "free_port", "sample_instance"]
 
 
 class _State:
-    def __init__(self, delay: float, vary: bool = False) -> None:
+    def __init__(self, delay: float, vary: bool = False, jitter: float = 0.0) -> None:
         self.script: list[str] = []
         self.delay = delay
+        self.jitter = jitter  # each delay is drawn uniformly from delay ± jitter
+        self.busy_seconds = 0.0  # Σ time each request spent in the handler: ÷ wall time = mean requests in flight
         self.vary = vary
         self.authorization: list[str | None] = []
         self.counts: Counter[str] = Counter()
@@ -67,10 +72,10 @@ def _valid_content(body: dict[str, Any], vary: bool = False) -> str:
     return "stub answer" if seed is None else f"stub answer {seed[:12]}"
 
 
-def build_app(delay: float = 0.0, vary: bool = False) -> Any:
+def build_app(delay: float = 0.0, vary: bool = False, jitter: float = 0.0) -> Any:
     from aiohttp import web
 
-    state = _State(delay, vary)
+    state = _State(delay, vary, jitter)
 
     async def chat(request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -82,9 +87,10 @@ def build_app(delay: float = 0.0, vary: bool = False) -> Any:
         state.counts[name] += 1
         state.in_flight += 1
         state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        started = time.perf_counter()
         try:
-            if state.delay:
-                await asyncio.sleep(state.delay)
+            if state.delay or state.jitter:
+                await asyncio.sleep(max(0.0, state.delay + random.uniform(-state.jitter, state.jitter)))
             if name == "429":
                 headers = {"Retry-After": arg} if arg else {}
                 return web.json_response(
@@ -108,16 +114,19 @@ def build_app(delay: float = 0.0, vary: bool = False) -> Any:
             return web.json_response(_reply(body, _valid_content(body, state.vary) if content is None else content))
         finally:
             state.in_flight -= 1
+            state.busy_seconds += time.perf_counter() - started
 
     async def set_script(request: web.Request) -> web.Response:
         data = await request.json()
         state.script = list(data.get("script", []))
         state.delay = float(data.get("delay", state.delay))
+        state.jitter = float(data.get("jitter", state.jitter))
         state.keep_requests = bool(data.get("keep_requests", state.keep_requests))
         state.vary = bool(data.get("vary", state.vary))
         if data.get("reset_counts"):
             state.counts.clear()
             state.max_in_flight = 0
+            state.busy_seconds = 0.0
             state.requests.clear()
             state.authorization.clear()
         return web.json_response({"ok": True})
@@ -128,6 +137,7 @@ def build_app(delay: float = 0.0, vary: bool = False) -> Any:
                 "counts": dict(state.counts),
                 "total": sum(state.counts.values()),
                 "max_in_flight": state.max_in_flight,
+                "busy_seconds": state.busy_seconds,
                 "pending": len(state.script),
                 "requests": state.requests,
                 "authorization": state.authorization,
@@ -148,9 +158,10 @@ def build_app(delay: float = 0.0, vary: bool = False) -> Any:
 class StubServer:
     """Start the stub server in a subprocess on 127.0.0.1; a context manager."""
 
-    def __init__(self, port: int | None = None, delay: float = 0.0, vary: bool = False) -> None:
+    def __init__(self, port: int | None = None, delay: float = 0.0, vary: bool = False, jitter: float = 0.0) -> None:
         self.port = port or free_port()
         self.delay = delay
+        self.jitter = jitter
         self.vary = vary
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -168,6 +179,8 @@ class StubServer:
                 str(self.port),
                 "--delay",
                 str(self.delay),
+                "--jitter",
+                str(self.jitter),
                 *(["--vary"] if self.vary else []),
             ],
             stdout=subprocess.DEVNULL,
@@ -225,10 +238,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8123)
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--jitter", type=float, default=0.0, help="delays drawn uniformly from delay ± jitter")
     parser.add_argument("--vary", action="store_true", help="answers picked by a hash of the request")
     args = parser.parse_args()
     web.run_app(
-        build_app(args.delay, args.vary), host="127.0.0.1", port=args.port, print=None, backlog=4096, access_log=None
+        build_app(args.delay, args.vary, args.jitter),
+        host="127.0.0.1",
+        port=args.port,
+        print=None,
+        backlog=4096,
+        access_log=None,
     )
 
 

@@ -301,3 +301,20 @@ def test_reward_model_scores_through_a_classify_server(
     np.testing.assert_array_equal(loaded.score(texts), expected)
     request = _ClassifyHandler.requests[-1]
     assert request["model"] == "critiq-rm" and request["use_activation"] is False
+
+
+def test_reward_model_training_moves_scores_and_takes_a_length_offset(tiny_model_dir: Path) -> None:
+    texts = [p.a for p in short_marker_pairs(6)] + [p.b for p in short_marker_pairs(6)]
+    scores = []
+    for pairs in (
+        short_marker_pairs(16),
+        [p.model_copy(update={"preferred": "b" if p.preferred == "a" else "a"}) for p in short_marker_pairs(16)],
+    ):
+        scorer = make_scorer("reward_model", model=str(tiny_model_dir), max_length=16, max_steps=4, batch_size=4)
+        scorer.fit(pairs, valid_fraction=0.0, seed=0)
+        scores.append(scorer.score(texts))
+    assert not np.allclose(scores[0], scores[1])  # the labels reached the weights
+    controlled = make_scorer("reward_model", model=str(tiny_model_dir), max_length=16, max_steps=2, batch_size=4)
+    report = controlled.fit(short_marker_pairs(16), valid_fraction=0.25, seed=0, length_control=True)
+    assert report.length_control and report.length_weight is not None
+    assert np.isfinite(controlled.score(texts)).all()
