@@ -20,6 +20,7 @@ from critiq.annotate.early_stop import asking_order, expected_asked
 from critiq.data.models import Criterion, Example, Pair
 from critiq.errors import CritiqError
 from critiq.llm.config import ModelConfig
+from critiq.llm.providers import litellm as load_litellm
 from critiq.mine.judge import SwapMode, Worker
 from critiq.prompts import Prompts
 
@@ -93,9 +94,7 @@ def prompt_worker(config: ModelConfig, prompts: Prompts, swap: SwapMode, seed: i
 
 def count_tokens(model: str, conversations: Sequence[list[dict[str, str]]]) -> list[int]:
     """litellm's token count of each conversation (its tokenizer for the model; tiktoken's cl100k otherwise)."""
-    from critiq.llm.client import _litellm
-
-    litellm = _litellm()
+    litellm = load_litellm()
     return [int(litellm.token_counter(model=model, messages=messages)) for messages in conversations]
 
 
@@ -103,9 +102,7 @@ def price(config: ModelConfig, prompt_tokens: float, completion_tokens: float) -
     """Dollars for these tokens from litellm's price map, or ``None`` with the reason it is unknown."""
     if config.api_base is not None:
         return None, f"unknown: self-hosted server at {config.api_base}"
-    from critiq.llm.client import _litellm
-
-    litellm = _litellm()
+    litellm = load_litellm()
     try:
         prompt_cost, completion_cost = litellm.cost_per_token(
             model=config.model, prompt_tokens=int(prompt_tokens), completion_tokens=int(completion_tokens)

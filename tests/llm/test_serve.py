@@ -53,9 +53,13 @@ def test_serve_local_answers_a_structured_completion() -> None:
         )
         assert reply.error is None and isinstance(reply.parsed, PairAnswer)
         assert reply.parsed.verdict in ("A", "B", "none")
+        # the command prints its banner once the server is up; stopping it before then would race its start-up
+        assert process.stdout is not None
+        banner = process.stdout.readline().decode()
     finally:
         process.send_signal(signal.SIGINT)
         output = process.communicate(timeout=30)[0].decode()
+    output = banner + output
     assert process.returncode == 0, output
     assert f"127.0.0.1:{port}" in output
     with pytest.raises(httpx.HTTPError):
