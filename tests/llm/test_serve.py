@@ -27,6 +27,7 @@ def test_serve_local_answers_a_structured_completion() -> None:
         env={**os.environ, "COLUMNS": "300"},
     )
     api_base = f"http://127.0.0.1:{port}/v1"
+    banner = ""
     try:
         deadline = time.time() + 120
         while time.time() < deadline:
