@@ -107,7 +107,7 @@ def test_schema_that_widens_between_batches(scorer_dir: Path, tmp_path: Path) ->
 def test_input_errors_name_the_file_and_line(scorer_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "tok1"}\n{"text": \n')
-    with pytest.raises(InputError, match=r"bad\.jsonl:2: invalid JSON"):
+    with pytest.raises(InputError, match=r"bad\.jsonl:2: malformed JSON \(Expecting value\)"):
         score_corpus(bad, scorer_dir, tmp_path / "out.parquet")
     missing = tmp_path / "missing_field.jsonl"
     missing.write_text('{"text": "tok1"}\n{"body": "tok2"}\n')
@@ -159,13 +159,35 @@ def ray_session() -> Iterator[None]:
     ray.shutdown()
 
 
-def test_ray_engine_matches_datasets_engine(ray_session: None, scorer_dir: Path, corpus: Path, tmp_path: Path) -> None:
+def test_ray_engine_writes_shards_through_a_filesystem_uri(
+    ray_session: None, scorer_dir: Path, corpus: Path, tmp_path: Path
+) -> None:
+    """Ray Data's own writer puts the shards on the filesystem named by the URI; the driver only names them."""
+    datasets = pytest.importorskip("datasets")
     score_corpus(corpus, scorer_dir, tmp_path / "ds.parquet", batch_size=64)
-    summary = score_corpus(corpus, scorer_dir, tmp_path / "ray.parquet", engine="ray", batch_size=64)
-    by_ds = pq.read_table(tmp_path / "ds.parquet").to_pylist()
-    by_ray = pq.read_table(tmp_path / "ray.parquet").to_pylist()
-    assert summary.n == 300 and summary.engine == "ray"
+    out = tmp_path / "ray-out"
+    summary = score_corpus(corpus, scorer_dir, out.as_uri(), engine="ray", batch_size=64, shard_rows=100)
+    shards = sorted((out / "data").iterdir())
+    assert [p.name for p in shards] == [f"train-{i:05d}-of-{len(shards):05d}.parquet" for i in range(len(shards))]
+    assert len(shards) >= 3 and all(pq.read_metadata(p).num_rows <= 100 for p in shards)
+    by_ds = pq.read_table(tmp_path / "ds.parquet").drop_columns(["id"]).to_pylist()  # ray adds no row-number id
+    by_ray = [row for shard in shards for row in pq.read_table(shard).to_pylist()]
     assert by_ray == by_ds  # same rows, same order, same columns and scores
+    assert summary.n == 300 and summary.engine == "ray"
+    assert datasets.load_dataset(str(out), split="train")["score"] == [row["score"] for row in by_ds]
+    card = (out / "README.md").read_text()
+    assert "critiq score" in card and "| rows | 300 |" in card and "| engine | ray |" in card
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "data"]  # the staging folder is gone
+
+
+def test_ray_engine_refuses_a_single_file_and_skip(
+    ray_session: None, scorer_dir: Path, corpus: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(CritiqError, match="writes a folder of shards"):
+        score_corpus(corpus, scorer_dir, tmp_path / "ray.parquet", engine="ray")
+    with pytest.raises(CritiqError, match="--skip does not work with --engine ray"):
+        score_corpus(corpus, scorer_dir, tmp_path / "ray", engine="ray", skip=5)
+    assert not (tmp_path / "ray" / "data").exists()
 
 
 def test_ray_udf_in_a_user_pipeline(ray_session: None, scorer_dir: Path, records: list[dict[str, object]]) -> None:
@@ -189,7 +211,8 @@ def test_ray_engine_reports_a_missing_field(ray_session: None, scorer_dir: Path,
     path = tmp_path / "c.jsonl"
     path.write_text('{"body": "tok1"}\n')
     with pytest.raises(InputError, match=r"c\.jsonl:1: field 'text' is missing"):
-        score_corpus(path, scorer_dir, tmp_path / "out.parquet", engine="ray")
+        score_corpus(path, scorer_dir, tmp_path / "out", engine="ray")
+    assert not (tmp_path / "out").exists()
 
 
 # --- DataTrove ----------------------------------------------------------------------------------
