@@ -24,9 +24,10 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
+from critiq.data.cards import scored_card
 from critiq.data.reader import iter_tables
-from critiq.data.shards import DEFAULT_SHARD_ROWS, DatasetCard, ShardWriter
-from critiq.data.sources import FORMATS, Source, resolve
+from critiq.data.shards import DEFAULT_SHARD_ROWS, ShardWriter
+from critiq.data.sources import FORMATS, resolve
 from critiq.errors import CritiqError, InputError
 from critiq.scorer.base import Scorer
 from critiq.scorer.corpus import ParquetSink, atomic_path
@@ -151,7 +152,7 @@ def score_corpus(
             source,
             scorer,
             target,
-            card=_card(source, scorer, text_field, max_chars, "ray"),
+            card=scored_card(source, scorer, text_field, max_chars, "ray"),
             text_field=text_field,
             batch_size=batch_size,
             max_chars=max_chars,
@@ -178,7 +179,7 @@ def score_corpus(
             logger.debug("scored %d records of %s", row - source.skip, source.name)
         summary = stats.summary(target, "datasets", time.perf_counter() - start)
         if isinstance(sink, ShardWriter):
-            card = _card(source, model, text_field, max_chars, "datasets")
+            card = scored_card(source, model, text_field, max_chars, "datasets")
             card.details.update(_score_details(summary))
             sink.close(card)
         else:
@@ -190,30 +191,6 @@ def score_corpus(
         "scored %d records in %.1fs (%.0f/s) -> %s", summary.n, summary.seconds, summary.docs_per_second, target
     )
     return summary
-
-
-def _card(
-    source: Source, scorer: Scorer | str | os.PathLike[str], text_field: str, max_chars: int | None, engine: str
-) -> DatasetCard:
-    """The dataset card of a scored corpus: the source, the slice, the scorer and its held-out accuracy."""
-    if isinstance(scorer, Scorer):
-        kind, where, report = scorer.kind, "", scorer.fit_report
-    else:
-        loaded = Scorer.load(scorer)
-        kind, where, report = loaded.kind, f" at `{os.fspath(scorer)}`", loaded.fit_report
-    details: dict[str, Any] = {"source": f"`{source.name}`", "scorer": f"{kind}{where}", "engine": engine}
-    if report is not None:
-        details["scorer training"] = report.summary()
-    if source.skip or source.limit is not None:
-        details["slice"] = f"skip {source.skip}, limit {source.limit if source.limit is not None else 'none'}"
-    details["text field"] = f"`{text_field}`" + (f" (first {max_chars} characters scored)" if max_chars else "")
-    return DatasetCard(
-        title="Scored corpus",
-        summary=f"Every record of `{source.name}` with a `{SCORE_FIELD}` column (float32): the {kind} "
-        "Bradley–Terry scorer's quality score, higher is better.",
-        command="critiq score",
-        details=details,
-    )
 
 
 def _score_details(summary: ScoreSummary) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from critiq.cli.app import app
+from critiq.cli.data_options import DATA_HELP, DataOptions, data_options
 from critiq.cli.display import console, criteria_table, pct, progress_bar
 from critiq.cli.options import model_options
 from critiq.errors import CritiqError
@@ -35,7 +36,7 @@ def _worker_client(backend: str, settings: ModelSettings) -> Iterator[Any]:
 
 
 def _annotate_command(
-    input_path: Path,
+    input_path: str,
     criteria_path: Path,
     out: Path,
     settings: ModelSettings,
@@ -50,11 +51,14 @@ def _annotate_command(
     seed: int,
     language: str,
     text_field: str,
+    data: DataOptions,
     backend: str = "http",
+    shards: str | None = None,
+    shard_rows: int | None = None,
 ) -> None:
     from critiq.annotate import annotate, draw_pairs
     from critiq.data.criteria import load_criteria
-    from critiq.data.loaders import iter_examples, load_examples, scan_examples
+    from critiq.data.loaders import stream_examples
     from critiq.data.models import Point
     from critiq.llm.client import run_sync
     from critiq.mine.judge import Worker
@@ -63,13 +67,8 @@ def _annotate_command(
     if swap not in ("random", "both", "none"):
         raise CritiqError(f"--swap {swap!r}: use random, both or none")
     criteria = load_criteria(criteria_path)
-    if input_path.suffix.lower() == ".jsonl":
-        # check every row before anything is written; then stream (the scan keeps nothing in memory)
-        first = scan_examples(input_path, max_chars=max_chars, text_field=text_field).first
-        examples = iter_examples(input_path, max_chars=max_chars, text_field=text_field, warn=False)
-    else:
-        loaded = load_examples(input_path, max_chars=max_chars)
-        first, examples = loaded[0], iter(loaded)
+    # a local input is checked whole before anything is written, then streamed; a remote one is checked as it streams
+    first, examples = stream_examples(data.source(input_path), max_chars=max_chars, text_field=text_field)
     if corpus or (isinstance(first, Point) and corpus):
         examples = draw_pairs(examples, seed=seed, length_matched=length_matched, max_pairs=max_pairs)  # type: ignore[arg-type]
     if backend not in ("http", "vllm-offline"):
@@ -87,6 +86,14 @@ def _annotate_command(
                 progress=lambda n: update("annotate", n, max(n, max_pairs or n)),
             )
         )
+    if shards:
+        from critiq.data.cards import annotated_card
+        from critiq.data.shards import DEFAULT_SHARD_ROWS, jsonl_to_shards
+
+        counts = {"records": summary.written + summary.skipped, "failed": summary.failed, "ties": summary.ties}
+        card = annotated_card(input_path, criteria, settings.worker_model or settings.model, counts)
+        written = jsonl_to_shards(out, shards, card, shard_rows=shard_rows or DEFAULT_SHARD_ROWS)
+        console.print(f"{len(written.shards)} shards ({written.rows} records) in {shards}")
     console.print(
         f"wrote {summary.written} records to {out} (skipped {summary.skipped} already done, "
         f"{summary.failed} failed, {summary.ties} ties) · requests {client.usage.requests} · "
@@ -103,8 +110,9 @@ def _annotate_command(
 
 @app.command()
 @model_options
+@data_options
 def judge(
-    pairs: Annotated[Path, typer.Argument(help="pairs or points to judge")],
+    pairs: Annotated[str, typer.Argument(help=f"pairs or points to judge: {DATA_HELP}")],
     criteria: Annotated[Path, typer.Option(help="criteria.json from `critiq mine`, or your own")],
     out: Annotated[Path, typer.Option(help="judgments (jsonl)")],
     margin: Annotated[int, typer.Option(min=0)] = 0,
@@ -114,6 +122,7 @@ def judge(
     language: Annotated[str, typer.Option()] = "en",
     seed: Annotated[int, typer.Option()] = 0,
     settings: ModelSettings = None,  # type: ignore[assignment]
+    data: DataOptions = None,  # type: ignore[assignment]
 ) -> None:
     """Judge pairs against criteria; with human labels, report each criterion's and the vote's accuracy."""
     _annotate_command(
@@ -131,13 +140,15 @@ def judge(
         seed=seed,
         language=language,
         text_field="text",
+        data=data,
     )
 
 
 @app.command()
 @model_options
+@data_options
 def annotate(
-    input: Annotated[Path, typer.Argument(help="pairs, or an unlabeled corpus with --corpus")],
+    input: Annotated[str, typer.Argument(help=f"pairs, or an unlabeled corpus with --corpus: {DATA_HELP}")],
     criteria: Annotated[Path, typer.Option(help="criteria.json from `critiq mine`")],
     out: Annotated[Path, typer.Option(help="labelled pairs (jsonl), appended as they finish")],
     corpus: Annotated[bool, typer.Option("--corpus", help="INPUT is unlabeled documents: draw pairs from it")] = False,
@@ -151,7 +162,10 @@ def annotate(
     max_chars: Annotated[int | None, typer.Option(min=1)] = None,
     language: Annotated[str, typer.Option()] = "en",
     seed: Annotated[int, typer.Option()] = 0,
+    shards: Annotated[str | None, typer.Option(help="also write the records as Parquet shards in Hub layout")] = None,
+    shard_rows: Annotated[int | None, typer.Option(min=1, help="rows per shard (default 100000)")] = None,
     settings: ModelSettings = None,  # type: ignore[assignment]
+    data: DataOptions = None,  # type: ignore[assignment]
 ) -> None:
     """Label many pairs with the workers and the final criteria (majority vote)."""
     _annotate_command(
@@ -169,5 +183,8 @@ def annotate(
         seed=seed,
         language=language,
         text_field=text_field,
+        data=data,
         backend=backend,
+        shards=shards,
+        shard_rows=shard_rows,
     )

@@ -18,7 +18,8 @@ import hashlib
 import logging
 import math
 from collections.abc import Iterator, Mapping
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -34,7 +35,8 @@ log = logging.getLogger(__name__)
 _PREFERRED = {"a": "a", "b": "b", "A": "a", "B": "b"}
 
 
-class ScanResult(NamedTuple):
+@dataclass(frozen=True)
+class ScanResult:
     """What :func:`scan_examples` found: the first example, the row count and how many texts were truncated."""
 
     first: Example
@@ -275,15 +277,15 @@ def _preference(value: Any) -> str | None:
     raise ValueError(f"preferred must be 'a' or 'b', got {value!r}")
 
 
-def _point_label(value: Any) -> int | None:
+def _point_label(value: Any) -> Literal[0, 1] | None:
     if _missing(value):
         return None
     if isinstance(value, bool) or type(value).__name__ == "bool_":  # numpy booleans too
-        return int(bool(value))
+        return 1 if value else 0
     if isinstance(value, float) and value in (0.0, 1.0):  # pandas: an int column with gaps becomes float
-        return int(value)
+        return 1 if value else 0
     if str(value).strip() in ("0", "1"):
-        return int(str(value).strip())
+        return 1 if str(value).strip() == "1" else 0
     raise ValueError(f"label must be 0 or 1, got {value!r}")
 
 

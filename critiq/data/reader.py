@@ -27,22 +27,22 @@ log = logging.getLogger(__name__)
 
 class Loc(NamedTuple):
     """Where a row came from: ``number`` (1-based in the whole source, used for default ids); for text files the
-    physical ``line`` that messages name (``file:line``), else the ``index`` of the row or item in ``source``."""
+    physical ``line`` that messages name (``file:line``), else the ``position`` of the row or item in ``source``."""
 
     number: int
     line: int | None = None
     unit: str = "row"
     source: str = ""
-    index: int | None = None
+    position: int | None = None
 
     def describe(self) -> str:
-        return f"line {self.line}" if self.line is not None else f"{self.unit} {self.index or self.number}"
+        return f"line {self.line}" if self.line is not None else f"{self.unit} {self.position or self.number}"
 
     def error(self, reason: str, label: str | None = None) -> InputError:
         where = self.source or label
         if self.line is not None:
             return InputError(reason, source=where, line=self.line)
-        return InputError(f"{self.unit} {self.index or self.number}: {reason}", source=where)
+        return InputError(f"{self.unit} {self.position or self.number}: {reason}", source=where)
 
 
 Row = tuple[Loc, Mapping[str, Any]]
@@ -349,9 +349,9 @@ def _columns(names: list[str]) -> str:
 
 
 def _rows_to_table(rows: list[Row], text_field: str | None) -> pa.Table:
-    for loc, record in rows if text_field is not None else ():
-        value = record.get(text_field)
-        if not isinstance(value, str):
+    for loc, record in rows:
+        value = None if text_field is None else record.get(text_field)
+        if text_field is not None and not isinstance(value, str):
             problem = "missing" if text_field not in record else f"not text ({type(value).__name__})"
             raise loc.error(f"field '{text_field}' is {problem} (fields: {_columns(list(record))})")
     keys = list(dict.fromkeys(key for _, record in rows for key in record))  # from_pylist reads the first row's keys

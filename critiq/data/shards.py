@@ -13,31 +13,21 @@ import os
 import re
 import uuid
 from collections.abc import Mapping
-from importlib import resources
-from string import Template
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
+from typing_extensions import Self
 
+from critiq.data.cards import MARKER, DatasetCard, render_card
 from critiq.errors import CritiqError
 
 log = logging.getLogger(__name__)
 
 CARD = "README.md"
-MARKER = "tags:\n- critiq\n"
 DEFAULT_SHARD_ROWS = 100_000
-
-
-class DatasetCard(BaseModel):
-    """What goes into the folder's README.md: a title, one paragraph, and a table of details."""
-
-    title: str
-    summary: str
-    command: str = ""
-    details: dict[str, Any] = Field(default_factory=dict)
 
 
 class ShardSummary(BaseModel):
@@ -154,7 +144,7 @@ class PartWriter:
     def _full(self) -> bool:
         return self.part_rows is not None and self._in_part >= self.part_rows
 
-    def __enter__(self) -> PartWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
@@ -237,7 +227,7 @@ def finish_shards(
     rows = [pq.read_metadata(f"{data}/{name}", filesystem=fs).num_rows for name in names]
     summary = ShardSummary(out=label, split=split, rows=sum(rows), shards=names, columns=schema.names if schema else [])
     with fs.open_output_stream(f"{root}/{CARD}") as handle:
-        handle.write(render_card(card, summary, rows, schema).encode("utf-8"))
+        handle.write(render_card(card, summary.split, list(zip(names, rows, strict=True)), schema).encode("utf-8"))
     log.info("wrote %d rows in %d shards -> %s", summary.rows, len(names), label)
     return summary
 
@@ -258,25 +248,21 @@ def _unify(fs: pafs.FileSystem, parts: list[str]) -> pa.Schema | None:
     return unified
 
 
-def render_card(card: DatasetCard, summary: ShardSummary, rows: list[int], schema: pa.Schema | None) -> str:
-    """The README.md text: YAML header (configs, the ``critiq`` tag), then the card and the files and columns."""
-    from critiq import __version__
+def jsonl_to_shards(
+    jsonl: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    card: DatasetCard,
+    *,
+    shard_rows: int = DEFAULT_SHARD_ROWS,
+    split: str = "train",
+) -> ShardSummary:
+    """Convert a finished JSON Lines output (``annotate``'s records) into Parquet shards in Hub layout at ``out``."""
+    from critiq.io import iter_jsonl
 
-    template = Template(resources.files("critiq.data").joinpath("dataset_card.md").read_text(encoding="utf-8"))
-    details = {"rows": summary.rows, "shards": len(summary.shards), **card.details}
-    files = "\n".join(f"- `data/{name}`: {count} rows" for name, count in zip(summary.shards, rows, strict=True))
-    columns = "\n".join(f"- `{field.name}`: {field.type}" for field in schema or [])
-    return template.substitute(
-        split=summary.split,
-        title=card.title,
-        summary=card.summary,
-        version=__version__,
-        command=card.command or "critiq",
-        details="\n".join(f"| {key} | {_cell(value)} |" for key, value in details.items()),
-        files=files or "- none",
-        columns=columns or "- none",
-    )
-
-
-def _cell(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    with ShardWriter(out, shard_rows=shard_rows, split=split) as writer:
+        try:
+            for record in iter_jsonl(jsonl):
+                writer.append(record)
+            return writer.close(card)
+        except (pa.ArrowException, TypeError, ValueError) as error:
+            raise CritiqError(f"{os.fspath(jsonl)}: records do not fit one Parquet schema ({error})") from None

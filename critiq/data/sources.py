@@ -226,7 +226,7 @@ def _folder(fs: Any, path: str, label: str, config: str | None, split: str | Non
         return Source(label, saved=path if _is_local(fs) else _label(fs, path))
     if fs.exists(join + "dataset_dict.json"):
         splits = sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False) if fs.isdir(p))
-        if split in splits:
+        if split is not None and split in splits:
             return Source(label, saved=join + split if _is_local(fs) else _label(fs, join + split))
         raise InputError(
             f"holds a DatasetDict (splits: {', '.join(splits)}); pass the folder of one split", source=label

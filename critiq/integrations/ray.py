@@ -19,8 +19,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from critiq.data.cards import DatasetCard
 from critiq.data.reader import iter_tables
-from critiq.data.shards import DatasetCard, ShardSummary, check_output_folder, finish_shards, output_filesystem
+from critiq.data.shards import ShardSummary, check_output_folder, finish_shards, output_filesystem
 from critiq.data.sources import resolve
 from critiq.errors import CritiqError, InputError
 from critiq.scorer.base import Scorer

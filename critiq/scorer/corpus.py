@@ -64,7 +64,7 @@ def gather_parquet(parts: list[Path], out: Path) -> int:
     with atomic_path(out) as tmp:
         if len(parts) == 1:
             os.replace(parts[0], tmp)
-            return pq.ParquetFile(tmp).metadata.num_rows
+            return int(pq.ParquetFile(tmp).metadata.num_rows)
         schemas = [pq.read_schema(p) for p in parts]
         if not schemas:
             pq.write_table(pa.table({}), tmp)
