@@ -148,11 +148,12 @@ def score_corpus(
 
         if not sharded:
             raise CritiqError("--engine ray writes a folder of shards: give --out a folder or URI, not a .parquet file")
+        model = resolve_scorer(scorer)
         shards = score_with_ray(
             source,
-            scorer,
+            model,
             target,
-            card=scored_card(source, scorer, text_field, max_chars, "ray"),
+            card=scored_card(source, model, _saved_in(scorer), text_field, max_chars, "ray"),
             text_field=text_field,
             batch_size=batch_size,
             max_chars=max_chars,
@@ -179,7 +180,7 @@ def score_corpus(
             logger.debug("scored %d records of %s", row - source.skip, source.name)
         summary = stats.summary(target, "datasets", time.perf_counter() - start)
         if isinstance(sink, ShardWriter):
-            card = scored_card(source, model, text_field, max_chars, "datasets")
+            card = scored_card(source, model, _saved_in(scorer), text_field, max_chars, "datasets")
             card.details.update(_score_details(summary))
             sink.close(card)
         else:
@@ -191,6 +192,10 @@ def score_corpus(
         "scored %d records in %.1fs (%.0f/s) -> %s", summary.n, summary.seconds, summary.docs_per_second, target
     )
     return summary
+
+
+def _saved_in(scorer: Scorer | str | os.PathLike[str]) -> str | os.PathLike[str] | None:
+    return None if isinstance(scorer, Scorer) else scorer
 
 
 def _score_details(summary: ScoreSummary) -> dict[str, Any]:

@@ -47,13 +47,16 @@ def render_card(card: DatasetCard, split: str, shards: Sequence[tuple[str, int]]
 
 
 def scored_card(
-    source: Source, scorer: Scorer | str | os.PathLike[str], text_field: str, max_chars: int | None, engine: str
+    source: Source,
+    scorer: Scorer,
+    scorer_dir: str | os.PathLike[str] | None,
+    text_field: str,
+    max_chars: int | None,
+    engine: str,
 ) -> DatasetCard:
-    """The card of a scored corpus: the source and its slice, the scorer and how it was trained."""
-    from critiq.scorer.base import Scorer
-
-    model = scorer if isinstance(scorer, Scorer) else Scorer.load(scorer)
-    where = "" if isinstance(scorer, Scorer) else f" at `{os.fspath(scorer)}`"
+    """The card of a scored corpus: the source and its slice, the scorer (saved in ``scorer_dir``) and its training."""
+    model = scorer
+    where = f" at `{os.fspath(scorer_dir)}`" if scorer_dir is not None else ""
     details: dict[str, Any] = {"source": f"`{source.name}`", "scorer": f"{model.kind}{where}", "engine": engine}
     if model.fit_report is not None:
         details["scorer training"] = model.fit_report.summary()
