@@ -236,3 +236,58 @@ def test_datatrove_filter_scores_and_drops(scorer_dir: Path) -> None:
     by_field = CritiqScoreFilter(scorer_dir, threshold=-1e9, text_field="body")
     doc = Document(text="ignored", id="x", metadata={"body": texts[0]})
     assert by_field.filter(doc) is True and doc.metadata["critiq_score"] == pytest.approx(float(scores[0]))
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_datatrove_pipeline_reader_filter_writer(
+    fmt: str, scorer_dir: Path, records: list[dict[str, object]], tmp_path: Path
+) -> None:
+    """DataTrove's own JsonlReader → CritiqScoreFilter → JsonlWriter, run by its LocalPipelineExecutor: what the
+    `datatrove` extra must install (orjson for the JSONL reader and writer)."""
+    pytest.importorskip("datatrove")
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.readers import JsonlReader, ParquetReader
+    from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
+
+    from critiq.integrations.datatrove import CritiqScoreFilter
+
+    (tmp_path / "in").mkdir()
+    if fmt == "jsonl":
+        (tmp_path / "in" / "docs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records[:60]))
+    else:
+        pq.write_table(pa.Table.from_pylist(records[:60]), tmp_path / "in" / "docs.parquet")
+    reader = (JsonlReader if fmt == "jsonl" else ParquetReader)(str(tmp_path / "in"), id_key="doc")
+    writer = (
+        JsonlWriter(str(tmp_path / "kept"), compression=None)
+        if fmt == "jsonl"
+        else ParquetWriter(str(tmp_path / "kept"))
+    )
+    scores = expected_scores(scorer_dir, records[:60])
+    threshold = float(np.median(scores))
+    executor = LocalPipelineExecutor(
+        pipeline=[
+            reader,
+            CritiqScoreFilter(scorer_dir, threshold=threshold, batch_size=16),
+            writer,
+        ],
+        tasks=1,
+        workers=1,
+        logging_dir=str(tmp_path / "logs"),
+    )
+    executor.run()
+    files = sorted((tmp_path / "kept").glob(f"*.{fmt}"))
+    if fmt == "jsonl":
+        kept = [json.loads(line) for path in files for line in path.open()]
+    else:
+        kept = [row for path in files for row in pq.read_table(path).to_pylist()]
+    expected = [r["doc"] for r, s in zip(records[:60], scores, strict=True) if s >= threshold]
+    assert [row["id"] for row in kept] == expected
+    by_doc = dict(zip([r["doc"] for r in records[:60]], scores, strict=True))
+    assert all(row["metadata"]["critiq_score"] == pytest.approx(float(by_doc[row["id"]])) for row in kept)
+
+
+def test_datasets_map_adds_the_same_scores(scorer_dir: Path, corpus: Path, records: list[dict[str, object]]) -> None:
+    datasets = pytest.importorskip("datasets")
+    dataset = datasets.load_dataset("json", data_files=str(corpus), split="train")
+    scored = dataset.map(Scorer.load(scorer_dir).as_map_fn(), batched=True, batch_size=64)
+    np.testing.assert_allclose(scored["score"], expected_scores(scorer_dir, records), rtol=1e-6)
