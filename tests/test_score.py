@@ -291,3 +291,40 @@ def test_datasets_map_adds_the_same_scores(scorer_dir: Path, corpus: Path, recor
     dataset = datasets.load_dataset("json", data_files=str(corpus), split="train")
     scored = dataset.map(Scorer.load(scorer_dir).as_map_fn(), batched=True, batch_size=64)
     np.testing.assert_allclose(scored["score"], expected_scores(scorer_dir, records), rtol=1e-6)
+
+
+def test_cli_scores_a_slice_into_shards_and_selects_from_them(scorer_dir: Path, corpus: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def critiq(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "critiq.cli.main", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+
+    scored = tmp_path / "scored"
+    done = critiq(
+        "score",
+        str(corpus),
+        "--scorer",
+        str(scorer_dir),
+        "--out",
+        str(scored),
+        "--skip",
+        "100",
+        "--limit",
+        "150",
+        "--shard-rows",
+        "64",
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(list((scored / "data").iterdir())) == 3
+    assert pq.read_table(scored / "data").column("id").to_pylist() == list(range(100, 250))
+    done = critiq("select", str(scored), "--top-k", "5", "--out", str(tmp_path / "top.jsonl"))
+    assert done.returncode == 0, done.stderr
+    assert len((tmp_path / "top.jsonl").read_text().splitlines()) == 5
+    refused = critiq("score", str(corpus), "--scorer", str(scorer_dir), "--out", "new", "--text-field", "body")
+    assert refused.returncode == 2
+    assert [line for line in refused.stderr.splitlines() if line.startswith("error:")] == [
+        f"error: {corpus}:1: field 'body' is missing (fields: doc, text, meta)"
+    ]
+    assert not (tmp_path / "new").exists()  # bad input leaves nothing behind

@@ -172,6 +172,7 @@ class ShardWriter(PartWriter):
         self.out, self.split = os.fspath(out), split
         fs, self.root = output_filesystem(out)
         check_output_folder(fs, self.root, self.out)
+        self._created = fs.get_file_info(self.root).type == pafs.FileType.NotFound
         super().__init__(fs, f"{self.root}/.critiq-staging-{uuid.uuid4().hex[:12]}", shard_rows)
 
     def close(self, card: DatasetCard) -> ShardSummary:
@@ -179,9 +180,17 @@ class ShardWriter(PartWriter):
         try:
             self.flush()
             self.close_part()
-            return finish_shards(self.fs, self.root, self.out, self.parts, self.split, card)
+            summary = finish_shards(self.fs, self.root, self.out, self.parts, self.split, card)
+            self._created = False
+            return summary
         finally:
             self.abort()
+
+    def abort(self) -> None:
+        """Drop what was written; a folder this writer created is removed again."""
+        super().abort()
+        if self._created and not self.fs.get_file_info(pafs.FileSelector(self.root)):
+            self.fs.delete_dir(self.root)
 
 
 def check_output_folder(fs: pafs.FileSystem, root: str, label: str) -> None:

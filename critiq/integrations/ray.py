@@ -133,6 +133,7 @@ def score_with_ray(
     label = os.fspath(out)
     fs, root = output_filesystem(label)
     check_output_folder(fs, root, label)
+    created = fs.get_file_info(root).type == pafs.FileType.NotFound
     staging = f"{root}/.critiq-staging-{uuid.uuid4().hex[:12]}"
     options = ray.data.DataContext.get_current().execution_options
     preserve_order, options.preserve_order = options.preserve_order, True
@@ -168,6 +169,8 @@ def score_with_ray(
         options.preserve_order = preserve_order
         if fs.get_file_info(staging).type != pafs.FileType.NotFound:
             fs.delete_dir(staging)
+        if created and not fs.get_file_info(pafs.FileSelector(root)):
+            fs.delete_dir(root)  # a failed run leaves no empty folder behind
 
 
 def _write_order(path: str) -> list[Any]:

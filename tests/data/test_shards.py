@@ -143,7 +143,7 @@ def test_bad_input_leaves_no_shards(scorer_dir: Path, tmp_path: Path) -> None:
     bad.write_text('{"text": "fine"}\n' * 150 + '{"body": "no text"}\n')
     with pytest.raises(InputError, match=r"bad\.jsonl:151: field 'text' is missing"):
         score_corpus(bad, scorer_dir, tmp_path / "out", shard_rows=50, batch_size=32)
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert not (tmp_path / "out").exists()
 
 
 def test_shards_to_an_fsspec_uri(scorer_dir: Path, corpus: Path) -> None:
