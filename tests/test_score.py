@@ -322,6 +322,16 @@ def test_cli_scores_a_slice_into_shards_and_selects_from_them(scorer_dir: Path, 
     done = critiq("select", str(scored), "--top-k", "5", "--out", str(tmp_path / "top.jsonl"))
     assert done.returncode == 0, done.stderr
     assert len((tmp_path / "top.jsonl").read_text().splitlines()) == 5
+    (tmp_path / "pairs").mkdir()
+    for part in range(2):
+        rows = [
+            {"a": f"quality quality tok{i}", "b": f"tok{i}", "preferred": "a"} for i in range(10 * part, 10 * part + 10)
+        ]
+        (tmp_path / "pairs" / f"part-{part}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    glob = (tmp_path / "pairs").as_uri() + "/part-*.jsonl"
+    done = critiq("train-scorer", glob, "--out", "from-glob", "--limit", "15", "--valid-fraction", "0.2")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "from-glob" / "scorer.json").read_text())["fit_report"]["n_train"] == 12
     refused = critiq("score", str(corpus), "--scorer", str(scorer_dir), "--out", "new", "--text-field", "body")
     assert refused.returncode == 2
     assert [line for line in refused.stderr.splitlines() if line.startswith("error:")] == [

@@ -80,7 +80,8 @@ class Source:
         """Whether every file is on this machine (cheap to read twice: check first, then stream)."""
         if self.files:
             return all(_is_local(f.fs) for f in self.files)
-        return self.saved is not None or self.records is not None
+        in_memory = type(self.dataset).__name__ == "Dataset"  # map-style; an IterableDataset may stream remotely
+        return self.saved is not None or self.records is not None or in_memory
 
     def sliced(self, *, limit: int | None = None, skip: int = 0) -> Source:
         """This source with ``skip`` more rows passed over, then at most ``limit`` read."""
