@@ -229,9 +229,9 @@ def _folder(fs: Any, path: str, label: str, config: str | None, split: str | Non
         splits = sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False) if fs.isdir(p))
         if split is not None and split in splits:
             return Source(label, saved=join + split if _is_local(fs) else _label(fs, join + split))
-        raise InputError(
-            f"holds a DatasetDict (splits: {', '.join(splits)}); pass the folder of one split", source=label
-        )
+        if split is not None:
+            raise InputError(f"no split {split!r} (splits: {', '.join(splits)})", source=label)
+        raise InputError(f"holds a DatasetDict (splits: {', '.join(splits)}); name one as {label}:SPLIT", source=label)
     if _is_local(fs):
         import datasets
         from datasets.data_files import EmptyDatasetError

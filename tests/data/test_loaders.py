@@ -322,7 +322,8 @@ def test_a_saved_dataset_dict_names_the_fix(tmp_path: Path) -> None:
     with pytest.raises(InputError) as error:
         load_examples(tmp_path / "d")
     assert (
-        str(error.value) == f"{tmp_path / 'd'}: holds a DatasetDict (splits: test, train); pass the folder of one split"
+        str(error.value)
+        == f"{tmp_path / 'd'}: holds a DatasetDict (splits: test, train); name one as {tmp_path / 'd'}:SPLIT"
     )
     assert [e.id for e in load_examples(tmp_path / "d" / "train")] == ["r1", "r2", "r3"]
 
