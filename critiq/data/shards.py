@@ -189,8 +189,8 @@ class ShardWriter(PartWriter):
     def abort(self) -> None:
         """Drop what was written; a folder this writer created is removed again."""
         super().abort()
-        if self._created and not self.fs.get_file_info(pafs.FileSelector(self.root)):
-            self.fs.delete_dir(self.root)
+        if self._created:
+            remove_if_empty(self.fs, self.root)
 
 
 def check_output_folder(fs: pafs.FileSystem, root: str, label: str) -> None:
@@ -204,6 +204,12 @@ def check_output_folder(fs: pafs.FileSystem, root: str, label: str) -> None:
     if not entries or is_critiq_output(fs, root):
         return
     raise CritiqError(f"--out {label}: the folder holds other files; name a new folder (or an earlier critiq output)")
+
+
+def remove_if_empty(fs: pafs.FileSystem, root: str) -> None:
+    """Remove the folder ``root`` if it exists and is empty (a failed run leaves no empty folder behind)."""
+    if fs.get_file_info(root).type == pafs.FileType.Directory and not fs.get_file_info(pafs.FileSelector(root)):
+        fs.delete_dir(root)
 
 
 def is_critiq_output(fs: pafs.FileSystem, root: str) -> bool:

@@ -21,7 +21,13 @@ import pyarrow.fs as pafs
 
 from critiq.data.cards import DatasetCard
 from critiq.data.reader import iter_tables
-from critiq.data.shards import ShardSummary, check_output_folder, finish_shards, output_filesystem
+from critiq.data.shards import (
+    ShardSummary,
+    check_output_folder,
+    finish_shards,
+    output_filesystem,
+    remove_if_empty,
+)
 from critiq.data.sources import resolve
 from critiq.errors import CritiqError, InputError
 from critiq.scorer.base import Scorer
@@ -169,8 +175,8 @@ def score_with_ray(
         options.preserve_order = preserve_order
         if fs.get_file_info(staging).type != pafs.FileType.NotFound:
             fs.delete_dir(staging)
-        if created and not fs.get_file_info(pafs.FileSelector(root)):
-            fs.delete_dir(root)  # a failed run leaves no empty folder behind
+        if created:
+            remove_if_empty(fs, root)
 
 
 def _write_order(path: str) -> list[Any]:
