@@ -57,8 +57,7 @@ def score(
     ] = None,
     data: DataOptions = None,  # type: ignore[assignment]
 ) -> None:
-    """Score every document of a corpus (streaming) into a Parquet file, or shards in Hub layout with a card."""Score every document of a corpus (streaming) and write it with a `score` column: one Parquet file, or
-    Parquet shards with a dataset card (`datasets.load_dataset(OUT)` reads them; `hf upload` publishes them)."""
+    """Score every document of a corpus (streaming) into a Parquet file, or shards in Hub layout with a card."""
     from critiq.score import score_corpus
 
     if engine not in ("datasets", "ray"):
