@@ -122,7 +122,7 @@ def judge(
     language: Annotated[str, typer.Option()] = "en",
     seed: Annotated[int, typer.Option()] = 0,
     settings: ModelSettings = None,  # type: ignore[assignment]
-    data: DataOptions = None,  # type: ignore[assignment]
+    data: DataOptions = DataOptions(),
 ) -> None:
     """Judge pairs against criteria; with human labels, report each criterion's and the vote's accuracy."""
     _annotate_command(
@@ -165,7 +165,7 @@ def annotate(
     shards: Annotated[str | None, typer.Option(help="also write the records as Parquet shards in Hub layout")] = None,
     shard_rows: Annotated[int | None, typer.Option(min=1, help="rows per shard (default 100000)")] = None,
     settings: ModelSettings = None,  # type: ignore[assignment]
-    data: DataOptions = None,  # type: ignore[assignment]
+    data: DataOptions = DataOptions(),
 ) -> None:
     """Label many pairs with the workers and the final criteria (majority vote)."""
     _annotate_command(

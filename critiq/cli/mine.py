@@ -37,7 +37,7 @@ def mine(
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out")] = False,
     seed: Annotated[int, typer.Option()] = 0,
     settings: ModelSettings = None,  # type: ignore[assignment]
-    data: DataOptions = None,  # type: ignore[assignment]
+    data: DataOptions = DataOptions(),
 ) -> None:
     """Mine quality criteria from human-labelled pairs (CritiQ Flow)."""
     from critiq.data import load_examples

@@ -25,7 +25,7 @@ def train_scorer(
     valid_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="held out for the accuracy figure")] = 0.1,
     max_chars: Annotated[int | None, typer.Option(min=1)] = None,
     seed: Annotated[int, typer.Option()] = 0,
-    data: DataOptions = None,  # type: ignore[assignment]
+    data: DataOptions = DataOptions(),
 ) -> None:
     """Distil a Bradley–Terry scorer from labelled pairs; prints its held-out pairwise accuracy."""
     from critiq.data import load_pairs
@@ -55,7 +55,7 @@ def score(
     shard_rows: Annotated[
         int | None, typer.Option(min=1, help="rows per shard of a folder --out (default 100000)")
     ] = None,
-    data: DataOptions = None,  # type: ignore[assignment]
+    data: DataOptions = DataOptions(),
 ) -> None:
     """Score every document of a corpus (streaming) into a Parquet file, or shards in Hub layout with a card."""
     from critiq.score import score_corpus
