@@ -23,7 +23,11 @@ from critiq.prompts import Prompts
 
 log = logging.getLogger(__name__)
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
+# installed package data first (setup.py maps examples/data/ into critiq.example_data), else the repository's folder
+EXAMPLE_FOLDERS = (
+    Path(__file__).resolve().parent / "example_data",
+    Path(__file__).resolve().parents[1] / "examples" / "data",
+)
 Progress = Callable[[str, int, int], None]
 
 
@@ -41,10 +45,11 @@ class DemoSettings(BaseModel):
 
 
 def bundled(name: str) -> Path:
-    path = EXAMPLES / name
-    if not path.exists():
-        raise CritiqError(f"bundled example data {path} is missing; run the demo from a clone of the repository")
-    return path
+    """A bundled example data file (the demo's pairs and corpus)."""
+    for folder in EXAMPLE_FOLDERS:
+        if (folder / name).exists():
+            return folder / name
+    raise CritiqError(f"bundled example data {name} is missing (looked in {', '.join(map(str, EXAMPLE_FOLDERS))})")
 
 
 def run_demo(

@@ -1,7 +1,8 @@
-"""Score a corpus file with a trained scorer, and select from a scored file.
+"""Score a corpus with a trained scorer, and select from the scored output.
 
-``score_corpus`` streams JSONL/JSON/Parquet files or HF datasets batch by batch (``engine="datasets"``)
-or through Ray Data (``engine="ray"``) and writes one Parquet file: every input column + ``score``.
+``score_corpus`` streams any data source (:mod:`critiq.data.sources`: files, globs, folders, ``hf://`` names, fsspec
+URIs) batch by batch (``engine="datasets"``) or through Ray Data (``engine="ray"``), and writes every input column +
+``score``: one Parquet file, or a folder of Parquet shards in Hub layout with a dataset card.
 ``select_file`` reads the scores back and writes the selected records as JSONL.
 """
 
@@ -12,18 +13,24 @@ import logging
 import math
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
+from critiq.data.cards import scored_card
+from critiq.data.reader import iter_tables
+from critiq.data.shards import DEFAULT_SHARD_ROWS, ShardWriter
+from critiq.data.sources import FORMATS, resolve
 from critiq.errors import CritiqError, InputError
 from critiq.scorer.base import Scorer
-from critiq.scorer.corpus import ParquetSink, atomic_path, describe, iter_tables
+from critiq.scorer.corpus import ParquetSink, atomic_path
 from critiq.selection import select
 
 logger = logging.getLogger(__name__)
@@ -67,10 +74,10 @@ class _Stats:
             self.low = min(self.low, float(scores.min()))
             self.high = max(self.high, float(scores.max()))
 
-    def summary(self, out: Path, engine: str, seconds: float) -> ScoreSummary:
+    def summary(self, out: str | os.PathLike[str], engine: str, seconds: float) -> ScoreSummary:
         has = self.n > 0
         return ScoreSummary(
-            out=str(out),
+            out=os.fspath(out),
             engine=engine,
             n=self.n,
             seconds=round(seconds, 3),
@@ -109,46 +116,60 @@ def score_corpus(
     batch_size: int = 1024,
     max_chars: int | None = None,
     ray_address: str | None = None,
+    shard_rows: int | None = None,
+    config: str | None = None,
+    limit: int | None = None,
+    skip: int = 0,
 ) -> ScoreSummary:
-    """Score every record of ``input`` and write ``out`` (Parquet, written atomically).
+    """Score every record of ``input`` and write ``out``.
 
-    ``input``: a .jsonl/.json/.parquet file, a ``datasets.save_to_disk`` directory, or a ``datasets.Dataset``.
-    ``scorer``: a ``Scorer`` or a saved scorer directory. Records keep all their fields; an ``id_field``
-    column (the row number) is added when the input has none. ``max_chars`` truncates texts before scoring.
+    ``input``: a dataset name (a file, glob, folder, ``hf://ORG/NAME[@REV][:SPLIT]`` with ``config``, fsspec URI), a
+    :class:`~critiq.data.sources.Source` or a ``datasets.Dataset``; ``skip`` rows are passed over, then at most
+    ``limit`` scored. ``scorer``: a ``Scorer`` or a saved scorer directory. ``out``: a ``.parquet`` file (written
+    atomically), or a folder / URI that gets Parquet shards of ``shard_rows`` rows in Hub layout with a README.md
+    dataset card. Records keep all their fields; an ``id_field`` column (the row number in the source) is added when
+    the input has none (engine ``datasets``). ``max_chars`` truncates texts before scoring.
     """
     if batch_size <= 0:
         raise CritiqError("--batch-size must be > 0")
     if max_chars is not None and max_chars <= 0:
         raise CritiqError("--max-chars must be > 0")
-    out_path = Path(out)
-    if out_path.suffix != ".parquet":
-        raise CritiqError(f"the scored output must be a .parquet file, got {out_path}")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    if engine not in ("datasets", "ray"):
+        raise CritiqError(f"--engine must be 'datasets' or 'ray', got '{engine}'")
+    source = resolve(input, config=config, limit=limit, skip=skip)
+    target = os.fspath(out)
+    suffix = Path(target.rstrip("/")).suffix.lower()
+    if suffix in FORMATS and suffix != ".parquet":
+        raise CritiqError(f"the scored output must be a .parquet file or a folder for shards, got {target}")
+    sharded = shard_rows is not None or suffix != ".parquet"
     start = time.perf_counter()
     if engine == "ray":
         from critiq.integrations.ray import score_with_ray
 
-        n = score_with_ray(
-            input,
-            scorer,
-            out_path,
+        if not sharded:
+            raise CritiqError("--engine ray writes a folder of shards: give --out a folder or URI, not a .parquet file")
+        model = resolve_scorer(scorer)
+        shards = score_with_ray(
+            source,
+            model,
+            target,
+            card=scored_card(source, model, _saved_in(scorer), text_field, max_chars, "ray"),
             text_field=text_field,
-            id_field=id_field,
             batch_size=batch_size,
             max_chars=max_chars,
             address=ray_address,
+            shard_rows=shard_rows,
         )
-        summary = _summary_from_file(out_path, "ray", time.perf_counter() - start)
-        logger.info("scored %d records with ray in %.1fs -> %s", n, summary.seconds, out_path)
+        summary = _summary_from_shards(target, "ray", time.perf_counter() - start)
+        logger.info("scored %d records with ray in %.1fs -> %s", shards.rows, summary.seconds, target)
         return summary
-    if engine != "datasets":
-        raise CritiqError(f"--engine must be 'datasets' or 'ray', got '{engine}'")
     model = resolve_scorer(scorer)
     stats = _Stats()
-    sink = ParquetSink(out_path)
-    row = 0
+    sink: ShardWriter | ParquetSink
+    sink = ShardWriter(target, shard_rows=shard_rows or DEFAULT_SHARD_ROWS) if sharded else ParquetSink(Path(target))
+    row = source.skip
     try:
-        for table in iter_tables(input, batch_size, text_field):
+        for table in iter_tables(source, batch_size, text_field):
             scored = score_table(table, model, text_field, max_chars)
             if id_field and id_field not in table.column_names:
                 numbers = pa.array(np.arange(row, row + table.num_rows), type=pa.int64())
@@ -156,45 +177,78 @@ def score_corpus(
             stats.add(scored.column(SCORE_FIELD).to_numpy())
             sink.write(scored)
             row += table.num_rows
-            logger.debug("scored %d records of %s", row, describe(input))
-        sink.close()
+            logger.debug("scored %d records of %s", row - source.skip, source.name)
+        summary = stats.summary(target, "datasets", time.perf_counter() - start)
+        if isinstance(sink, ShardWriter):
+            card = scored_card(source, model, _saved_in(scorer), text_field, max_chars, "datasets")
+            card.details.update(_score_details(summary))
+            sink.close(card)
+        else:
+            sink.close()
     except BaseException:
         sink.abort()
         raise
-    summary = stats.summary(out_path, "datasets", time.perf_counter() - start)
     logger.info(
-        "scored %d records in %.1fs (%.0f/s) -> %s", summary.n, summary.seconds, summary.docs_per_second, out_path
+        "scored %d records in %.1fs (%.0f/s) -> %s", summary.n, summary.seconds, summary.docs_per_second, target
     )
     return summary
 
 
-def _summary_from_file(path: Path, engine: str, seconds: float) -> ScoreSummary:
+def _saved_in(scorer: Scorer | str | os.PathLike[str]) -> str | os.PathLike[str] | None:
+    return None if isinstance(scorer, Scorer) else scorer
+
+
+def _score_details(summary: ScoreSummary) -> dict[str, Any]:
+    if summary.score_mean is None:
+        return {}
+    return {"score mean / min / max": f"{summary.score_mean:.4f} / {summary.score_min:.4f} / {summary.score_max:.4f}"}
+
+
+def describe_scores(fs: pafs.FileSystem, parts: list[str]) -> dict[str, Any]:
+    """Score statistics of Parquet ``parts`` on ``fs`` for a dataset card."""
     stats = _Stats()
-    for batch in pq.ParquetFile(path).iter_batches(columns=[SCORE_FIELD]):
+    for part in parts:
+        column = pq.read_table(part, columns=[SCORE_FIELD], filesystem=fs).column(0)
+        stats.add(column.to_numpy(zero_copy_only=False))
+    return _score_details(stats.summary("", "", 0.0))
+
+
+def _summary_from_shards(out: str, engine: str, seconds: float) -> ScoreSummary:
+    stats = _Stats()
+    for batch in scored_batches(out, [SCORE_FIELD]):
         stats.add(batch.column(0).to_numpy(zero_copy_only=False))
-    return stats.summary(path, engine, seconds)
+    return stats.summary(out, engine, seconds)
+
+
+def scored_batches(path: str | os.PathLike[str], columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """The record batches of a scored output (a ``.parquet`` file or a folder of shards), in row order."""
+    source = resolve(path)
+    if not source.files or any(f.format != "parquet" for f in source.files):
+        raise InputError("expected critiq score's output: a .parquet file or folder of shards", source=source.name)
+    for file in source.files:
+        try:
+            with file.fs.open(file.path, "rb") as handle:
+                reader = pq.ParquetFile(handle)
+                names = reader.schema_arrow.names
+                for needed in columns or []:
+                    if needed not in names:
+                        raise InputError(f"no field '{needed}' (fields: {', '.join(names)})", source=file.label)
+                yield from reader.iter_batches(columns=columns)
+        except (OSError, pa.ArrowException) as error:
+            raise InputError(f"unreadable scored file: {error}", source=file.label) from error
 
 
 def read_scored(
     path: str | os.PathLike[str], *, text_field: str = "text", token_field: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Scores and token counts of a scored Parquet file, in row order.
+    """Scores and token counts of a scored output (file or folder of shards), in row order.
 
     Token counts come from ``token_field`` when given, else are estimated as ``len(text) // 4``.
     """
-    source = Path(path)
-    try:
-        reader = pq.ParquetFile(source)
-    except (OSError, pa.ArrowException) as error:
-        raise InputError(f"unreadable scored file: {error}", source=str(source)) from error
-    names = reader.schema_arrow.names
     length_field = token_field or text_field
-    for needed in (SCORE_FIELD, length_field):
-        if needed not in names:
-            raise InputError(f"no field '{needed}' (fields: {', '.join(names)})", source=str(source))
     scores: list[np.ndarray] = []
     tokens: list[np.ndarray] = []
-    for batch in reader.iter_batches(columns=[SCORE_FIELD, length_field]):
+    for batch in scored_batches(path, [SCORE_FIELD, length_field]):
         scores.append(batch.column(0).to_numpy(zero_copy_only=False).astype(np.float64))
         column = batch.column(1)
         if token_field:
@@ -218,7 +272,7 @@ def select_file(
     text_field: str = "text",
     token_field: str | None = None,
 ) -> SelectSummary:
-    """Select from a scored Parquet file (see ``critiq.selection.select``) and write the records as JSONL.
+    """Select from a scored output (see ``critiq.selection.select``) and write the records as JSONL.
 
     Records are written in corpus order, with all their fields, atomically.
     """
@@ -237,7 +291,7 @@ def select_file(
     out_path = Path(out)
     row = 0
     with atomic_path(out_path) as tmp, tmp.open("w", encoding="utf-8") as handle:
-        for batch in pq.ParquetFile(scored_path).iter_batches():
+        for batch in scored_batches(scored_path):
             mask = keep[row : row + batch.num_rows]
             row += batch.num_rows
             if mask.any():

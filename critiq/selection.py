@@ -86,6 +86,7 @@ def select(
         return order[: int(top_k)]
     if fraction is not None:
         return order[: math.ceil(fraction * n - 1e-9)]
+    assert tokens is not None  # _validate: exactly one budget is given
     counts = np.asarray(token_counts, dtype=np.int64).ravel()
     if (counts < 0).any():
         raise CritiqError("--tokens: token counts must be >= 0")

@@ -107,7 +107,7 @@ def test_schema_that_widens_between_batches(scorer_dir: Path, tmp_path: Path) ->
 def test_input_errors_name_the_file_and_line(scorer_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "tok1"}\n{"text": \n')
-    with pytest.raises(InputError, match=r"bad\.jsonl:2: invalid JSON"):
+    with pytest.raises(InputError, match=r"bad\.jsonl:2: malformed JSON \(Expecting value\)"):
         score_corpus(bad, scorer_dir, tmp_path / "out.parquet")
     missing = tmp_path / "missing_field.jsonl"
     missing.write_text('{"text": "tok1"}\n{"body": "tok2"}\n')
@@ -159,13 +159,35 @@ def ray_session() -> Iterator[None]:
     ray.shutdown()
 
 
-def test_ray_engine_matches_datasets_engine(ray_session: None, scorer_dir: Path, corpus: Path, tmp_path: Path) -> None:
+def test_ray_engine_writes_shards_through_a_filesystem_uri(
+    ray_session: None, scorer_dir: Path, corpus: Path, tmp_path: Path
+) -> None:
+    """Ray Data's own writer puts the shards on the filesystem named by the URI; the driver only names them."""
+    datasets = pytest.importorskip("datasets")
     score_corpus(corpus, scorer_dir, tmp_path / "ds.parquet", batch_size=64)
-    summary = score_corpus(corpus, scorer_dir, tmp_path / "ray.parquet", engine="ray", batch_size=64)
-    by_ds = pq.read_table(tmp_path / "ds.parquet").to_pylist()
-    by_ray = pq.read_table(tmp_path / "ray.parquet").to_pylist()
-    assert summary.n == 300 and summary.engine == "ray"
+    out = tmp_path / "ray-out"
+    summary = score_corpus(corpus, scorer_dir, out.as_uri(), engine="ray", batch_size=64, shard_rows=100)
+    shards = sorted((out / "data").iterdir())
+    assert [p.name for p in shards] == [f"train-{i:05d}-of-{len(shards):05d}.parquet" for i in range(len(shards))]
+    assert len(shards) >= 3 and all(pq.read_metadata(p).num_rows <= 100 for p in shards)
+    by_ds = pq.read_table(tmp_path / "ds.parquet").drop_columns(["id"]).to_pylist()  # ray adds no row-number id
+    by_ray = [row for shard in shards for row in pq.read_table(shard).to_pylist()]
     assert by_ray == by_ds  # same rows, same order, same columns and scores
+    assert summary.n == 300 and summary.engine == "ray"
+    assert datasets.load_dataset(str(out), split="train")["score"] == [row["score"] for row in by_ds]
+    card = (out / "README.md").read_text()
+    assert "critiq score" in card and "| rows | 300 |" in card and "| engine | ray |" in card
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "data"]  # the staging folder is gone
+
+
+def test_ray_engine_refuses_a_single_file_and_skip(
+    ray_session: None, scorer_dir: Path, corpus: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(CritiqError, match="writes a folder of shards"):
+        score_corpus(corpus, scorer_dir, tmp_path / "ray.parquet", engine="ray")
+    with pytest.raises(CritiqError, match="--skip does not work with --engine ray"):
+        score_corpus(corpus, scorer_dir, tmp_path / "ray", engine="ray", skip=5)
+    assert not (tmp_path / "ray" / "data").exists()
 
 
 def test_ray_udf_in_a_user_pipeline(ray_session: None, scorer_dir: Path, records: list[dict[str, object]]) -> None:
@@ -189,7 +211,8 @@ def test_ray_engine_reports_a_missing_field(ray_session: None, scorer_dir: Path,
     path = tmp_path / "c.jsonl"
     path.write_text('{"body": "tok1"}\n')
     with pytest.raises(InputError, match=r"c\.jsonl:1: field 'text' is missing"):
-        score_corpus(path, scorer_dir, tmp_path / "out.parquet", engine="ray")
+        score_corpus(path, scorer_dir, tmp_path / "out", engine="ray")
+    assert not (tmp_path / "out").exists()
 
 
 # --- DataTrove ----------------------------------------------------------------------------------
@@ -213,3 +236,105 @@ def test_datatrove_filter_scores_and_drops(scorer_dir: Path) -> None:
     by_field = CritiqScoreFilter(scorer_dir, threshold=-1e9, text_field="body")
     doc = Document(text="ignored", id="x", metadata={"body": texts[0]})
     assert by_field.filter(doc) is True and doc.metadata["critiq_score"] == pytest.approx(float(scores[0]))
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_datatrove_pipeline_reader_filter_writer(
+    fmt: str, scorer_dir: Path, records: list[dict[str, object]], tmp_path: Path
+) -> None:
+    """DataTrove's own JsonlReader → CritiqScoreFilter → JsonlWriter, run by its LocalPipelineExecutor: what the
+    `datatrove` extra must install (orjson for the JSONL reader and writer)."""
+    pytest.importorskip("datatrove")
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.readers import JsonlReader, ParquetReader
+    from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
+
+    from critiq.integrations.datatrove import CritiqScoreFilter
+
+    (tmp_path / "in").mkdir()
+    if fmt == "jsonl":
+        (tmp_path / "in" / "docs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records[:60]))
+    else:
+        pq.write_table(pa.Table.from_pylist(records[:60]), tmp_path / "in" / "docs.parquet")
+    reader = (JsonlReader if fmt == "jsonl" else ParquetReader)(str(tmp_path / "in"), id_key="doc")
+    writer = (
+        JsonlWriter(str(tmp_path / "kept"), compression=None)
+        if fmt == "jsonl"
+        else ParquetWriter(str(tmp_path / "kept"))
+    )
+    scores = expected_scores(scorer_dir, records[:60])
+    threshold = float(np.median(scores))
+    executor = LocalPipelineExecutor(
+        pipeline=[
+            reader,
+            CritiqScoreFilter(scorer_dir, threshold=threshold, batch_size=16),
+            writer,
+        ],
+        tasks=1,
+        workers=1,
+        logging_dir=str(tmp_path / "logs"),
+    )
+    executor.run()
+    files = sorted((tmp_path / "kept").glob(f"*.{fmt}"))
+    if fmt == "jsonl":
+        kept = [json.loads(line) for path in files for line in path.open()]
+    else:
+        kept = [row for path in files for row in pq.read_table(path).to_pylist()]
+    expected = [r["doc"] for r, s in zip(records[:60], scores, strict=True) if s >= threshold]
+    assert [row["id"] for row in kept] == expected
+    by_doc = dict(zip([r["doc"] for r in records[:60]], scores, strict=True))
+    assert all(row["metadata"]["critiq_score"] == pytest.approx(float(by_doc[row["id"]])) for row in kept)
+
+
+def test_datasets_map_adds_the_same_scores(scorer_dir: Path, corpus: Path, records: list[dict[str, object]]) -> None:
+    datasets = pytest.importorskip("datasets")
+    dataset = datasets.load_dataset("json", data_files=str(corpus), split="train")
+    scored = dataset.map(Scorer.load(scorer_dir).as_map_fn(), batched=True, batch_size=64)
+    np.testing.assert_allclose(scored["score"], expected_scores(scorer_dir, records), rtol=1e-6)
+
+
+def test_cli_scores_a_slice_into_shards_and_selects_from_them(scorer_dir: Path, corpus: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def critiq(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "critiq.cli.main", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+
+    scored = tmp_path / "scored"
+    done = critiq(
+        "score",
+        str(corpus),
+        "--scorer",
+        str(scorer_dir),
+        "--out",
+        str(scored),
+        "--skip",
+        "100",
+        "--limit",
+        "150",
+        "--shard-rows",
+        "64",
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(list((scored / "data").iterdir())) == 3
+    assert pq.read_table(scored / "data").column("id").to_pylist() == list(range(100, 250))
+    done = critiq("select", str(scored), "--top-k", "5", "--out", str(tmp_path / "top.jsonl"))
+    assert done.returncode == 0, done.stderr
+    assert len((tmp_path / "top.jsonl").read_text().splitlines()) == 5
+    (tmp_path / "pairs").mkdir()
+    for part in range(2):
+        rows = [
+            {"a": f"quality quality tok{i}", "b": f"tok{i}", "preferred": "a"} for i in range(10 * part, 10 * part + 10)
+        ]
+        (tmp_path / "pairs" / f"part-{part}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    glob = (tmp_path / "pairs").as_uri() + "/part-*.jsonl"
+    done = critiq("train-scorer", glob, "--out", "from-glob", "--limit", "15", "--valid-fraction", "0.2")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "from-glob" / "scorer.json").read_text())["fit_report"]["n_train"] == 12
+    refused = critiq("score", str(corpus), "--scorer", str(scorer_dir), "--out", "new", "--text-field", "body")
+    assert refused.returncode == 2
+    assert [line for line in refused.stderr.splitlines() if line.startswith("error:")] == [
+        f"error: {corpus}:1: field 'body' is missing (fields: doc, text, meta)"
+    ]
+    assert not (tmp_path / "new").exists()  # bad input leaves nothing behind

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from critiq.cli.app import app
+from critiq.cli.data_options import DATA_HELP, DataOptions, data_options
 from critiq.cli.display import console, criteria_table, pct, progress_bar
 from critiq.cli.options import model_options
 from critiq.errors import CritiqError
@@ -67,6 +68,9 @@ class AnnotateOptions:
     engine: str = "local"
     ray_address: str | None = None
     ray_workers: int | None = None
+    data: DataOptions = field(default_factory=DataOptions)
+    shards: str | None = None
+    shard_rows: int | None = None
 
 
 def role_config(settings: ModelSettings, role: str = "worker") -> ModelConfig:
@@ -120,12 +124,12 @@ def _money(value: float) -> str:
 
 
 def _annotate_command(
-    input_path: Path, criteria_path: Path, out: Path, settings: ModelSettings, options: AnnotateOptions
+    input_path: str, criteria_path: Path, out: Path, settings: ModelSettings, options: AnnotateOptions
 ) -> None:
     from critiq.annotate import annotate, draw_pairs
     from critiq.annotate.annotator import done_ids
     from critiq.data.criteria import load_criteria
-    from critiq.data.loaders import iter_examples, load_examples, scan_examples
+    from critiq.data.loaders import stream_examples
     from critiq.data.models import Point
     from critiq.llm.client import run_sync
     from critiq.mine.judge import Worker
@@ -139,13 +143,8 @@ def _annotate_command(
         raise CritiqError(f"--engine {options.engine!r}: use local or ray")
     criteria = load_criteria(criteria_path)
     max_chars, text_field = options.max_chars, options.text_field
-    if input_path.suffix.lower() == ".jsonl":
-        # check every row before anything is written; then stream (the scan keeps nothing in memory)
-        first = scan_examples(input_path, max_chars=max_chars, text_field=text_field).first
-        examples = iter_examples(input_path, max_chars=max_chars, text_field=text_field, warn=False)
-    else:
-        loaded = load_examples(input_path, max_chars=max_chars)
-        first, examples = loaded[0], iter(loaded)
+    # a local input is checked whole before anything is written, then streamed; a remote one is checked as it streams
+    first, examples = stream_examples(options.data.source(input_path), max_chars=max_chars, text_field=text_field)
     if options.corpus or (isinstance(first, Point) and options.corpus):
         examples = draw_pairs(
             examples,  # type: ignore[arg-type]
@@ -173,6 +172,7 @@ def _annotate_command(
     if options.engine == "ray":
         summary = _annotate_on_ray(examples, criteria, out, settings, options)
         _print_summary(summary, criteria, out, None)
+        _write_shards(summary, input_path, criteria, out, settings, options)
         return
     with _worker_client(options.backend, settings) as client, progress_bar() as update:
         worker = Worker(client, Prompts(options.language), swap=swap, seed=options.seed)
@@ -192,6 +192,27 @@ def _annotate_command(
             )
         )
     _print_summary(summary, criteria, out, client.usage)
+    _write_shards(summary, input_path, criteria, out, settings, options)
+
+
+def _write_shards(
+    summary: AnnotationSummary,
+    input_path: str,
+    criteria: list[Criterion],
+    out: Path,
+    settings: ModelSettings,
+    options: AnnotateOptions,
+) -> None:
+    """``--shards DIR``: the finished records (the JSONL file stays the resumable record) as Hub-layout shards."""
+    if not options.shards:
+        return
+    from critiq.data.cards import annotated_card
+    from critiq.data.shards import DEFAULT_SHARD_ROWS, jsonl_to_shards
+
+    counts = {"records": summary.written + summary.skipped, "failed": summary.failed, "ties": summary.ties}
+    card = annotated_card(input_path, criteria, settings.worker_model or settings.model, counts)
+    written = jsonl_to_shards(out, options.shards, card, shard_rows=options.shard_rows or DEFAULT_SHARD_ROWS)
+    console.print(f"{len(written.shards)} shards ({written.rows} records) in {options.shards}")
 
 
 def _annotate_on_ray(
@@ -249,8 +270,9 @@ def _print_summary(summary: AnnotationSummary, criteria: list[Criterion], out: P
 
 @app.command()
 @model_options
+@data_options
 def judge(
-    pairs: Annotated[Path, typer.Argument(help="pairs or points to judge")],
+    pairs: Annotated[str, typer.Argument(help=f"pairs or points to judge: {DATA_HELP}")],
     criteria: Annotated[Path, typer.Option(help="criteria.json from `critiq mine`, or your own")],
     out: Annotated[Path, typer.Option(help="judgments (jsonl)")],
     margin: Annotated[int, typer.Option(min=0)] = 0,
@@ -262,6 +284,7 @@ def judge(
     early_stop: Annotated[bool, typer.Option(help=EARLY_STOP_HELP)] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)] = False,
     settings: ModelSettings = None,  # type: ignore[assignment]
+    data: DataOptions = DataOptions(),
 ) -> None:
     """Judge pairs against criteria; with human labels, report each criterion's and the vote's accuracy."""
     options = AnnotateOptions(
@@ -273,14 +296,16 @@ def judge(
         language=language,
         early_stop=early_stop,
         dry_run=dry_run,
+        data=data,
     )
     _annotate_command(pairs, criteria, out, settings, options)
 
 
 @app.command()
 @model_options
+@data_options
 def annotate(
-    input: Annotated[Path, typer.Argument(help="pairs, or an unlabeled corpus with --corpus")],
+    input: Annotated[str, typer.Argument(help=f"pairs, or an unlabeled corpus with --corpus: {DATA_HELP}")],
     criteria: Annotated[Path, typer.Option(help="criteria.json from `critiq mine`")],
     out: Annotated[Path, typer.Option(help="labelled pairs (jsonl), appended as they finish")],
     corpus: Annotated[bool, typer.Option("--corpus", help="INPUT is unlabeled documents: draw pairs from it")] = False,
@@ -299,7 +324,10 @@ def annotate(
     engine: Annotated[str, typer.Option(help="local (one process) | ray (a Ray Data job; needs --api-base)")] = "local",
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (engine ray)")] = None,
     ray_workers: Annotated[int | None, typer.Option(min=1, help="Ray workers (engine ray; default: CPUs − 1)")] = None,
+    shards: Annotated[str | None, typer.Option(help="also write the records as Parquet shards in Hub layout")] = None,
+    shard_rows: Annotated[int | None, typer.Option(min=1, help="rows per shard (default 100000)")] = None,
     settings: ModelSettings = None,  # type: ignore[assignment]
+    data: DataOptions = DataOptions(),
 ) -> None:
     """Label many pairs with the workers and the final criteria (majority vote)."""
     options = AnnotateOptions(
@@ -319,5 +347,8 @@ def annotate(
         engine=engine,
         ray_address=ray_address,
         ray_workers=ray_workers,
+        data=data,
+        shards=shards,
+        shard_rows=shard_rows,
     )
     _annotate_command(input, criteria, out, settings, options)

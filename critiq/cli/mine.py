@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from critiq.cli.app import app
+from critiq.cli.data_options import DATA_HELP, DataOptions, data_options
 from critiq.cli.display import console, criteria_table, pct, progress_bar
 from critiq.cli.options import model_options
 from critiq.errors import CritiqError
@@ -16,12 +17,13 @@ from critiq.llm.session import ModelSettings
 
 @app.command()
 @model_options
+@data_options
 def mine(
-    pairs: Annotated[Path, typer.Argument(help="human-labelled pairs (or points): jsonl, json, csv, parquet")],
+    pairs: Annotated[str, typer.Argument(help=f"human-labelled pairs (or points): {DATA_HELP}")],
     out: Annotated[Path, typer.Option(help="run directory")],
     n_criteria: Annotated[int, typer.Option(min=1, help="criteria in play")] = 8,
     iterations: Annotated[int, typer.Option(min=0)] = 3,
-    valid: Annotated[Path | None, typer.Option(help="validation pairs")] = None,
+    valid: Annotated[str | None, typer.Option(help="validation pairs (named as the input)")] = None,
     init_criteria: Annotated[Path | None, typer.Option(help="your own initial criteria (json/jsonl/yaml)")] = None,
     no_kb: Annotated[bool, typer.Option("--no-kb", help="do not retrieve from the knowledge base")] = False,
     kb: Annotated[Path | None, typer.Option(help="your knowledge-base file or folder, merged over the bundled")] = None,
@@ -36,6 +38,7 @@ def mine(
     seed: Annotated[int, typer.Option()] = 0,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print requests, tokens and price; send nothing")] = False,
     settings: ModelSettings = None,  # type: ignore[assignment]
+    data: DataOptions = DataOptions(),
 ) -> None:
     """Mine quality criteria from human-labelled pairs (CritiQ Flow)."""
     from critiq.annotate.estimate import estimate_mine
@@ -47,8 +50,9 @@ def mine(
     low, high = _thresholds(thresholds)
     if swap not in ("random", "both", "none"):
         raise CritiqError(f"--swap {swap!r}: use random, both or none")
-    train = load_examples(pairs, max_chars=max_chars, require_labels=True)
-    valid_examples = load_examples(valid, max_chars=max_chars, require_labels=True) if valid else None
+    train = load_examples(data.source(pairs), max_chars=max_chars, require_labels=True)
+    valid_source = data.source(valid, sliced=False) if valid else None
+    valid_examples = load_examples(valid_source, max_chars=max_chars, require_labels=True) if valid_source else None
     initial = load_criteria(init_criteria) if init_criteria else []
     config = FlowConfig(
         n_criteria=n_criteria,

@@ -8,13 +8,17 @@ from typing import Annotated
 import typer
 
 from critiq.cli.app import app
+from critiq.cli.data_options import DATA_HELP, DataOptions, data_options
 from critiq.cli.display import console
 from critiq.errors import CritiqError
 
 
 @app.command("train-scorer")
+@data_options
 def train_scorer(
-    labeled: Annotated[Path, typer.Argument(help="labelled pairs (annotate output, or any {a, b, preferred} file)")],
+    labeled: Annotated[
+        str, typer.Argument(help=f"labelled pairs (annotate output, or any {{a, b, preferred}}): {DATA_HELP}")
+    ],
     out: Annotated[Path, typer.Option(help="directory for the trained scorer")],
     kind: Annotated[str, typer.Option(help="ngram | encoder | reward-model")] = "ngram",
     base_model: Annotated[str | None, typer.Option(help="encoder / reward-model: model name or path")] = None,
@@ -24,13 +28,14 @@ def train_scorer(
     length_control: Annotated[
         bool, typer.Option("--length-control", help="fit text length as a covariate and score without it")
     ] = False,
+    data: DataOptions = DataOptions(),
 ) -> None:
     """Distil a Bradley–Terry scorer from labelled pairs; prints its held-out accuracy and how its scores follow
     text length."""
     from critiq.data import load_pairs
     from critiq.scorer import make_scorer
 
-    pairs = [p for p in load_pairs(labeled, max_chars=max_chars) if p.preferred is not None]
+    pairs = [p for p in load_pairs(data.source(labeled), max_chars=max_chars) if p.preferred is not None]
     if not pairs:
         raise CritiqError(f"{labeled}: no pair has a label (preferred is null everywhere)")
     options = {"model": base_model} if base_model else {}
@@ -41,23 +46,28 @@ def train_scorer(
 
 
 @app.command()
+@data_options
 def score(
-    corpus: Annotated[Path, typer.Argument(help="jsonl, json, parquet or a saved HF dataset directory")],
+    corpus: Annotated[str, typer.Argument(help=f"the corpus: {DATA_HELP}")],
     scorer: Annotated[Path, typer.Option(help="a trained scorer directory")],
-    out: Annotated[Path, typer.Option(help="scored corpus (.parquet)")],
+    out: Annotated[str, typer.Option(help="a .parquet file, or a folder / URI for Parquet shards in Hub layout")],
     text_field: Annotated[str, typer.Option()] = "text",
     engine: Annotated[str, typer.Option(help="datasets | ray")] = "datasets",
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (engine ray)")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 1024,
     max_chars: Annotated[int | None, typer.Option(min=1)] = None,
+    shard_rows: Annotated[
+        int | None, typer.Option(min=1, help="rows per shard of a folder --out (default 100000)")
+    ] = None,
+    data: DataOptions = DataOptions(),
 ) -> None:
-    """Score every document of a corpus (streaming) and write a Parquet file with a `score` column."""
+    """Score every document of a corpus (streaming) into a Parquet file, or shards in Hub layout with a card."""
     from critiq.score import score_corpus
 
     if engine not in ("datasets", "ray"):
         raise CritiqError(f"--engine {engine!r}: use datasets or ray")
     summary = score_corpus(
-        corpus,
+        data.source(corpus),
         scorer,
         out,
         text_field=text_field,
@@ -65,13 +75,14 @@ def score(
         batch_size=batch_size,
         max_chars=max_chars,
         ray_address=ray_address,
+        shard_rows=shard_rows,
     )
     console.print(summary.model_dump_json())
 
 
 @app.command("select")
 def select_command(
-    scored: Annotated[Path, typer.Argument(help="a scored .parquet file")],
+    scored: Annotated[str, typer.Argument(help="critiq score's output: a .parquet file or a folder of shards")],
     out: Annotated[Path, typer.Option(help="selected records (.jsonl)")],
     top_k: Annotated[int | None, typer.Option(help="keep this many documents")] = None,
     fraction: Annotated[float | None, typer.Option(help="keep this fraction, in (0, 1]")] = None,

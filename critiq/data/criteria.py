@@ -54,7 +54,7 @@ def _rows(text: str, suffix: str, label: str) -> list[tuple[Loc, Any]]:
     if not text.strip():
         raise InputError("file is empty", source=label)
     if suffix == ".jsonl":
-        rows = []
+        rows: list[tuple[Loc, Any]] = []
         for number, line in enumerate(text.splitlines(), start=1):
             if line.strip():
                 try:
@@ -66,8 +66,10 @@ def _rows(text: str, suffix: str, label: str) -> list[tuple[Loc, Any]]:
     try:
         data = yaml.safe_load(text) if yaml_file else json.loads(text)
     except (json.JSONDecodeError, yaml.YAMLError) as error:
-        line = getattr(error, "lineno", None) or getattr(getattr(error, "problem_mark", None), "line", -1) + 1
-        raise InputError(f"malformed {suffix.lstrip('.').upper() or 'JSON'}", source=label, line=line or None) from None
+        mark = getattr(error, "problem_mark", None)
+        where: int = getattr(error, "lineno", None) or (mark.line + 1 if mark is not None else 0)
+        kind = suffix.lstrip(".").upper() or "JSON"
+        raise InputError(f"malformed {kind}", source=label, line=where or None) from None
     lines = (_yaml_item_lines(text) if yaml_file else json_item_lines(text)) if isinstance(data, list) else None
     if isinstance(data, dict):
         data = data.get("criteria")

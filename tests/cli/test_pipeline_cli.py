@@ -70,11 +70,19 @@ def test_cli_pipeline_on_the_embedded_model(tmp_path: Path, local_server: Any) -
         str(criteria),
         "--out",
         str(tmp_path / "labeled.jsonl"),
+        "--shards",
+        str(tmp_path / "labeled-shards"),
+        "--shard-rows",
+        "4",
         *model,
         cwd=tmp_path,
     )
     labeled = [json.loads(line) for line in (tmp_path / "labeled.jsonl").read_text().splitlines()]
     assert len(labeled) == 6 and len({r["id"] for r in labeled}) == 6
+    shards = sorted(p.name for p in (tmp_path / "labeled-shards" / "data").iterdir())
+    assert shards == ["train-00000-of-00002.parquet", "train-00001-of-00002.parquet"]
+    assert pq.read_table(tmp_path / "labeled-shards" / "data").column("id").to_pylist() == [r["id"] for r in labeled]
+    assert "`error_handling`" in (tmp_path / "labeled-shards" / "README.md").read_text()
     assert all(set(r["votes"]) == {"error_handling"} for r in labeled)
     assert all(r["preferred"] in ("a", "b", None) for r in labeled)
 

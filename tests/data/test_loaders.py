@@ -220,7 +220,8 @@ MALFORMED_JSONL: list[tuple[str, str, int, str]] = [
         "unknown_layout",
         '{"id": "2", "prompt": "x"}',
         2,
-        "unknown layout: expected {a, b, preferred}, {A, B, answer}, {chosen, rejected} or {text, label}",
+        "unknown layout: expected {a, b, preferred}, {A, B, answer}, {chosen, rejected} or {text, label} "
+        "(fields: id, prompt)",
     ),
 ]
 
@@ -288,22 +289,29 @@ def test_missing_file_directory_and_wrong_suffix(tmp_path: Path) -> None:
     assert str(error.value) == f"{tmp_path / 'absent.jsonl'}: no such file"
     with pytest.raises(InputError) as error:
         load_examples(tmp_path)
-    assert str(error.value) == f"{tmp_path}: is a directory, expected a .jsonl, .json, .csv or .parquet file"
+    assert str(error.value) == (
+        f"{tmp_path}: a folder without data files; expected a save_to_disk folder or data files in Hub layout "
+        "(README.md, data/train-*.parquet)"
+    )
     text = tmp_path / "pairs.txt"
     text.write_text(GOOD + "\n")
     with pytest.raises(InputError) as error:
         load_examples(text)
-    assert str(error.value) == f"{text}: unsupported file type '.txt'; use one of .jsonl, .json, .csv, .parquet"
+    assert str(error.value) == (
+        f"{text}: unsupported file type '.txt'; use one of .jsonl, .ndjson, .json, .csv, .parquet "
+        "(or a folder, a glob, hf://ORG/NAME)"
+    )
     with pytest.raises(InputError):
         list(iter_examples(text))
 
 
 def test_a_run_directory_is_not_data(tmp_path: Path) -> None:
-    """A `critiq mine` run directory holds a state.json too; it is not a saved dataset."""
+    """A `critiq mine` run directory holds a state.json too: it is not taken for a saved dataset; read as a folder
+    of data files (as datasets.load_dataset would), the error names the file."""
     (tmp_path / "state.json").write_text('{"version": 1}')
     with pytest.raises(InputError) as error:
         load_examples(tmp_path)
-    assert str(error.value) == f"{tmp_path}: is a directory, expected a .jsonl, .json, .csv or .parquet file"
+    assert str(error.value) == f"{tmp_path / 'state.json'}: expected a JSON list of objects (or {{'data': [...]}})"
 
 
 def test_a_saved_dataset_dict_names_the_fix(tmp_path: Path) -> None:
@@ -314,7 +322,8 @@ def test_a_saved_dataset_dict_names_the_fix(tmp_path: Path) -> None:
     with pytest.raises(InputError) as error:
         load_examples(tmp_path / "d")
     assert (
-        str(error.value) == f"{tmp_path / 'd'}: holds a DatasetDict (splits: test, train); pass the folder of one split"
+        str(error.value)
+        == f"{tmp_path / 'd'}: holds a DatasetDict (splits: test, train); name one as {tmp_path / 'd'}:SPLIT"
     )
     assert [e.id for e in load_examples(tmp_path / "d" / "train")] == ["r1", "r2", "r3"]
 

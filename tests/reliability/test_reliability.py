@@ -457,7 +457,7 @@ BAD_INPUT: dict[str, tuple[Callable[[Path], None] | None, Callable[[Path, str], 
     ),
     "directory": (
         lambda w: (w / "folder").mkdir(),
-        lambda w, s: Case(_mine(w, w / "folder"), f"{w / 'folder'}: is a directory"),
+        lambda w, s: Case(_mine(w, w / "folder"), f"{w / 'folder'}: a folder without data files"),
     ),
     "wrong_file_type": (
         lambda w: (w / "pairs.txt").write_text("a, b, preferred\n"),
