@@ -15,7 +15,7 @@ from critiq.cli.display import console
 from critiq.errors import BudgetExceeded, CritiqError
 
 # importing a group's module registers its commands; `critiq --help` lists them in this order
-COMMAND_GROUPS = ("mine", "annotate", "scoring", "report", "demo", "serve", "kb")
+COMMAND_GROUPS = ("mine", "ablate", "annotate", "scoring", "report", "demo", "serve", "kb")
 for _group in COMMAND_GROUPS:
     importlib.import_module(f"critiq.cli.{_group}")
 

@@ -234,22 +234,9 @@ class CritiQFlow:
     ) -> list[Criterion]:
         """The paper's retrieval: judge candidate KB criteria on the human examples; keep up to ``room`` (at most
         ``kb_keep``) whose accuracy is above the low threshold, most accurate first, ties broken at random."""
-        from critiq.knowledge import KnowledgeBase
-        from critiq.knowledge.retrieval import prefilter, rank_by_accuracy
+        from critiq.knowledge.retrieval import rank_by_accuracy
 
-        kb = KnowledgeBase.load(self.config.kb_path)
-        names = {c.name for c in taken}
-        candidates = [
-            e.to_criterion()
-            for e in prefilter(
-                kb,
-                train,
-                domains=self.config.domains or None,
-                description=self.config.task,
-                cap=self.config.kb_candidates,
-            )
-            if e.name not in names
-        ]
+        kb_size, candidates = kb_candidates(self.config, train, exclude={c.name for c in taken})
         before = scout.client.usage.requests
         await self._judge(scout, train, candidates, "retrieve")
         stats = {c.name: criterion_stats(scout.verdicts(c, train), self._gold) for c in candidates}
@@ -259,7 +246,7 @@ class CritiQFlow:
         rated = {name: s for name, s in stats.items() if name not in unjudged}
         kept = rank_by_accuracy(rated, min_accuracy=self.config.low, top=min(keep, room), seed=self.config.seed)
         state.retrieval = {
-            "knowledge_base_size": len(kb),
+            "knowledge_base_size": kb_size,
             "candidates": [c.name for c in candidates],
             "judgments": len(candidates) * len(train),
             "requests": scout.client.usage.requests - before,
@@ -512,6 +499,18 @@ class CritiQFlow:
     def _tick(self, stage: str, done: int, total: int) -> None:
         if self.progress is not None:
             self.progress(stage, done, total)
+
+
+def kb_candidates(
+    config: FlowConfig, examples: Sequence[Example], exclude: set[str] | None = None
+) -> tuple[int, list[Criterion]]:
+    """The knowledge base's size and the ``kb_candidates`` criteria the prefilter picks for ``examples``."""
+    from critiq.knowledge import KnowledgeBase
+    from critiq.knowledge.retrieval import prefilter
+
+    kb = KnowledgeBase.load(config.kb_path)
+    picked = prefilter(kb, examples, domains=config.domains or None, description=config.task, cap=config.kb_candidates)
+    return len(kb), [e.to_criterion() for e in picked if e.name not in (exclude or set())]
 
 
 def _none(example_id: str, name: str) -> Judgment:
