@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from critiq.data import load_pairs
+from critiq.data.models import Pair
 from critiq.llm import LLMClient, RequestCache
 from critiq.llm.local import LocalServer
 from critiq.mine import CritiQFlow, FlowConfig
@@ -21,7 +22,7 @@ from critiq.mine import CritiQFlow, FlowConfig
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev_pairs.jsonl"
 
 
-def run_once(server: LocalServer, cache_dir: str, pairs: list, args: argparse.Namespace, run_dir: Path) -> None:
+def run_once(server: LocalServer, cache_dir: str, pairs: list[Pair], args: argparse.Namespace, run_dir: Path) -> None:
     cache = RequestCache(cache_dir)
     manager = LLMClient(server.model_config(max_tokens=400), cache=cache, concurrency=1)
     worker = LLMClient(server.model_config(max_tokens=128), cache=cache, concurrency=1, usage=manager.usage)
