@@ -1,7 +1,7 @@
 """One CritiQ Flow run on N human-labelled pairs with the embedded model, then the same run again.
 
 Prints requests, cache hits, tokens and wall time of both runs; the second must send 0 requests.
-Usage: python bench/flow.py [--pairs 12] [--criteria 3] [--iterations 1] [--domain code]
+Usage: python bench/flow.py [--pairs 12] [--criteria 3] [--iterations 1] [--domain code] [--pairs-file PATH]
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from critiq.data import load_pairs
+from critiq.data.models import Pair
 from critiq.llm import LLMClient, RequestCache
 from critiq.llm.local import LocalServer
 from critiq.mine import CritiQFlow, FlowConfig
@@ -21,7 +22,7 @@ from critiq.mine import CritiQFlow, FlowConfig
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev_pairs.jsonl"
 
 
-def run_once(server: LocalServer, cache_dir: str, pairs: list, args: argparse.Namespace, run_dir: Path) -> None:
+def run_once(server: LocalServer, cache_dir: str, pairs: list[Pair], args: argparse.Namespace, run_dir: Path) -> None:
     cache = RequestCache(cache_dir)
     manager = LLMClient(server.model_config(max_tokens=400), cache=cache, concurrency=1)
     worker = LLMClient(server.model_config(max_tokens=128), cache=cache, concurrency=1, usage=manager.usage)
@@ -42,10 +43,17 @@ def run_once(server: LocalServer, cache_dir: str, pairs: list, args: argparse.Na
         f"failures {u.failures}, unparsable {u.parse_failures}"
     )
     print(f"  tokens: prompt {u.prompt_tokens}, completion {u.completion_tokens}; wall {wall:.1f} s")
+    voters = "final" if result.passed else "below-threshold (none passed)"
     print(
-        f"  final criteria {[c.name for c in result.criteria]}; majority-vote accuracy "
+        f"  {voters} criteria {[c.name for c in result.voters]}; majority-vote accuracy "
         f"{result.vote.accuracy if result.vote.accuracy is not None else float('nan'):.2f} on {len(pairs)} pairs"
     )
+    evidence = result.evidence
+    if evidence:
+        print(
+            f"  evidence: {evidence['notes']} notes, {evidence['requests_trimmed']} of {evidence['requests']} manager "
+            f"requests cut to fit {evidence['context']} tokens (at least {evidence['fewest_used']} notes kept)"
+        )
 
 
 def main() -> None:
@@ -55,12 +63,13 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=1)
     parser.add_argument("--kb-candidates", type=int, default=3)
     parser.add_argument("--domain", default="code")
+    parser.add_argument("--pairs-file", type=Path, default=SHARED, help="human-labelled pairs (default: shared dev)")
     args = parser.parse_args()
-    if not SHARED.exists():
-        sys.exit(f"{SHARED} is absent: this benchmark reads the shared human-labelled dev pairs")
-    pairs = [p for p in load_pairs(SHARED, max_chars=1500) if p.domain == args.domain][: args.pairs]
+    if not args.pairs_file.exists():
+        sys.exit(f"{args.pairs_file} is absent: this benchmark reads the shared human-labelled dev pairs")
+    pairs = [p for p in load_pairs(args.pairs_file, max_chars=1500) if p.domain == args.domain][: args.pairs]
     print(
-        f"machine: {os.cpu_count()} cores; {len(pairs)} {args.domain} pairs from {SHARED.name}; "
+        f"machine: {os.cpu_count()} cores; {len(pairs)} {args.domain} pairs from {args.pairs_file.name}; "
         f"{args.criteria} criteria, {args.iterations} iteration(s), {args.kb_candidates} KB candidates"
     )
     with LocalServer() as server, tempfile.TemporaryDirectory() as tmp:

@@ -80,7 +80,11 @@ def run_demo(
     flow = CritiQFlow(config, manager=clients.manager, worker=clients.worker, progress=tick)
     mine_dir = out / "mine"
     result = flow.fit(pairs, run_dir=mine_dir, resume=(mine_dir / "state.json").exists())
-    criteria = load_criteria(mine_dir / "criteria.json")
+    criteria = load_criteria(mine_dir / "criteria.json") if result.passed else result.below_threshold[:1]
+    if not criteria:
+        raise CritiqError(f"{mine_dir}: the flow produced no judged criterion; see its report.md")
+    if not result.passed:  # the embedded model judges near chance: annotate with the best criterion, said as such
+        log.warning("no criterion passed the threshold; the demo goes on with the best below it: %s", criteria[0].name)
     log.info("mined %d criteria; majority-vote accuracy %s", len(criteria), result.vote.accuracy)
 
     # 2. annotate pairs drawn from the bundled unlabeled corpus

@@ -21,6 +21,7 @@ from critiq.data.models import Criterion, Example, Pair
 from critiq.errors import CritiqError
 from critiq.llm.config import ModelConfig
 from critiq.llm.providers import litellm as load_litellm
+from critiq.mine.config import FlowConfig
 from critiq.mine.judge import SwapMode, Worker
 from critiq.prompts import Prompts
 
@@ -201,28 +202,31 @@ def estimate_annotate(
 
 
 def mine_requests(
-    config: Any, n_train: int, n_valid: int, n_initial: int, n_candidates: int, orders: int
+    config: FlowConfig, n_train: int, n_valid: int, n_initial: int, n_candidates: int, orders: int
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Upper bounds on the requests of each step of CritiQ Flow, as (worker steps, manager steps).
 
-    Follows :mod:`critiq.mine.flow`: warm-up (one manager request per example), knowledge-base retrieval (each
-    candidate judged on every example), the initial proposal (up to 3 attempts), ``iterations + 1`` evaluations
-    (every criterion on every example; unchanged criteria are not judged again, so this is an upper bound), and
-    ``iterations`` reflections (per criterion: a critique per wrong case, up to ``max_critiques``, and a rewrite;
-    one proposal for the low ones), then validation. Re-asks of invalid replies and retries are not counted.
+    Follows :mod:`critiq.mine.flow`: knowledge-base retrieval (each candidate judged on every example), a warm-up
+    (one manager request per example) only once the manager is needed, the initial proposal (up to 3 attempts),
+    ``iterations + 1`` evaluations (one without reflection; every criterion on every example, or one request per
+    example in all-in-one mode; unchanged criteria are not judged again, so this is an upper bound), and
+    ``iterations`` reflections (per criterion: a critique per wrong case — all of them unless ``max_critiques`` —
+    and a rewrite; one proposal for the low ones), then validation. Re-asks and retries are not counted.
     """
     slots = config.n_criteria
-    retrieve = config.use_kb and n_initial < slots
-    critiques = min(getattr(config, "max_critiques", n_train), n_train)
+    proposing = n_initial < slots
+    rounds = config.iterations if config.reflection else 0
+    critiques = n_train if config.max_critiques is None else min(config.max_critiques, n_train)
+    per_round = n_train * orders if config.judge == "all-in-one" else slots * n_train * orders
     worker = {
-        "retrieval": n_candidates * n_train * orders if retrieve else 0,
-        "evaluation": (config.iterations + 1) * slots * n_train * orders,
-        "validation": slots * n_valid * orders,
+        "retrieval": n_candidates * n_train * orders if config.use_kb and proposing else 0,
+        "evaluation": (rounds + 1) * per_round,
+        "validation": per_round // max(n_train, 1) * n_valid,
     }
     manager = {
-        "warm-up": n_train,
-        "proposal": 3 if n_initial < slots else 0,  # up to 3 attempts when slots remain to fill
-        "reflection": config.iterations * (slots * (critiques + 1) + 1),
+        "warm-up": n_train if proposing or rounds else 0,
+        "proposal": 3 if proposing else 0,  # up to 3 attempts when slots remain to fill
+        "reflection": rounds * (slots * (critiques + 1) + 1),
     }
     return worker, manager
 
@@ -230,7 +234,7 @@ def mine_requests(
 def estimate_mine(
     train: Sequence[Example],
     valid: Sequence[Example] | None,
-    flow_config: Any,
+    flow_config: FlowConfig,
     worker_config: ModelConfig,
     manager_config: ModelConfig,
     *,

@@ -117,20 +117,53 @@ def search(
 @app.command("add")
 @_reports_errors
 def add(
-    name: Annotated[str, typer.Option("--name", help="snake_case name, unique across the knowledge base.")],
-    description: Annotated[str, typer.Option("--description", help="What to judge and how to pick the better text.")],
-    domains: Annotated[str, typer.Option("--domains", help="Comma-separated domain tags, e.g. code,education.")],
-    source_title: Annotated[str, typer.Option("--source-title", help="Title of the work the criterion comes from.")],
-    source_year: Annotated[int, typer.Option("--source-year", help="Publication year.")],
-    source_url: Annotated[str, typer.Option("--source-url", help="Link to the work (arXiv, DOI, ...).")],
     file: Annotated[Path, typer.Option("--file", help="Your YAML or JSONL file to append to (created if absent).")],
+    from_run: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-run",
+            help="A `critiq mine` run directory: append its final criteria, with their measured accuracy, n, "
+            "interval, models, task and domains as the source (instead of --name ... --source-url).",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="snake_case name, unique across the knowledge base.")
+    ] = None,
+    description: Annotated[
+        str | None, typer.Option("--description", help="What to judge and how to pick the better text.")
+    ] = None,
+    domains: Annotated[
+        str | None, typer.Option("--domains", help="Comma-separated domain tags, e.g. code,education.")
+    ] = None,
+    source_title: Annotated[
+        str | None, typer.Option("--source-title", help="Title of the work the criterion comes from.")
+    ] = None,
+    source_year: Annotated[int | None, typer.Option("--source-year", help="Publication year.")] = None,
+    source_url: Annotated[str | None, typer.Option("--source-url", help="Link to the work (arXiv, DOI, ...).")] = None,
     kind: Annotated[str, typer.Option("--kind", help="pairwise, pointwise or both.")] = "both",
 ) -> None:
-    """Append a criterion to your own knowledge-base file."""
+    """Append a criterion to your own knowledge-base file, or every final criterion of a run (--from-run)."""
+    fields = {
+        "--name": name,
+        "--description": description,
+        "--domains": domains,
+        "--source-title": source_title,
+        "--source-year": source_year,
+        "--source-url": source_url,
+    }
+    if from_run is not None:
+        given = [flag for flag, value in fields.items() if value is not None]
+        if given:
+            raise CritiqError(f"--from-run takes the criteria from the run: drop {', '.join(given)}")
+        _add_from_run(from_run, file)
+        return
+    missing = [flag for flag, value in fields.items() if value is None]
+    if missing:
+        raise CritiqError(f"missing {', '.join(missing)} (or give --from-run RUN_DIR)")
     raw = {
         "name": name,
         "description": description,
-        "domains": [tag for tag in domains.split(",") if tag.strip()],
+        "domains": [tag for tag in (domains or "").split(",") if tag.strip()],
         "kind": kind,
         "source": {"title": source_title, "year": source_year, "url": source_url},
     }
@@ -141,10 +174,33 @@ def add(
     merged = append_entry(file, entry)
     console = _out()
     console.print(f"added '{entry.name}' to {escape(str(file))}")
+    _near(console, merged, entry.name, named=False)
+
+
+def _add_from_run(run_dir: Path, file: Path) -> None:
+    from critiq.knowledge.mined import entries_from_run
+
+    kb = KnowledgeBase.load(file if file.exists() else None)
+    entries, notes = entries_from_run(run_dir, kb)
+    console = _out()
+    for note in notes:
+        console.print(f"[yellow]note: {escape(note)}[/yellow]")
+    merged = kb
+    for entry in entries:
+        merged = append_entry(file, entry)
+        console.print(f"added '{entry.name}' to {escape(str(file))} ({escape(entry.citation)})", soft_wrap=True)
+    for entry in entries:
+        _near(console, merged, entry.name)
+    if not entries:
+        console.print("nothing added")
+
+
+def _near(console: Console, merged: KnowledgeBase, name: str, *, named: bool = True) -> None:
     for a, b, score in merged.near_duplicates():
-        if entry.name in (a, b):
-            other = b if a == entry.name else a
-            console.print(f"[yellow]note: name is close to '{other}' (word overlap {score:.2f})[/yellow]")
+        if name in (a, b):
+            other = b if a == name else a
+            which = f"'{name}'" if named else "name"
+            console.print(f"[yellow]note: {which} is close to '{other}' (word overlap {score:.2f})[/yellow]")
 
 
 @app.command("validate")

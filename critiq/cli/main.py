@@ -16,7 +16,7 @@ from critiq.cli.options import as_flags
 from critiq.errors import BudgetExceeded, CritiqError
 
 # importing a group's module registers its commands; `critiq --help` lists them in this order
-COMMAND_GROUPS = ("label", "mine", "annotate", "scoring", "report", "demo", "serve", "kb")
+COMMAND_GROUPS = ("label", "mine", "ablate", "annotate", "scoring", "report", "demo", "serve", "kb")
 for _group in COMMAND_GROUPS:
     importlib.import_module(f"critiq.cli.{_group}")
 

@@ -44,6 +44,7 @@ class KnowledgeBase:
     def __init__(self, entries: Iterable[KBEntry] = ()) -> None:
         self._entries: dict[str, KBEntry] = {}
         self._origin: dict[str, str] = {}
+        self._user: set[str] = set()
         for entry in entries:
             self.add(entry)
 
@@ -61,6 +62,7 @@ class KnowledgeBase:
                     log.debug("criterion %r from %s replaces %s", name, user._origin[name], kb._origin[name])
                 kb._entries[name] = entry
                 kb._origin[name] = user._origin[name]
+                kb._user.add(name)
         return kb
 
     def _add_from(self, files: list[Path]) -> None:
@@ -88,6 +90,10 @@ class KnowledgeBase:
     def get(self, name: str) -> KBEntry | None:
         """The criterion called ``name``, or None."""
         return self._entries.get(name)
+
+    def is_user(self, name: str) -> bool:
+        """Whether ``name`` comes from the user's own knowledge base (``load(path)``) rather than the bundled one."""
+        return name in self._user
 
     def origin(self, name: str) -> str | None:
         """Where ``name`` was defined: ``file:line``, or ``added``."""
@@ -183,7 +189,7 @@ class KnowledgeBase:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write every entry to one file atomically: JSONL for ``.jsonl``, otherwise a YAML list."""
         path = Path(path)
-        records = [entry.model_dump(mode="json") for entry in self]
+        records = [entry.record() for entry in self]
         if path.suffix.lower() == ".jsonl":
             write_jsonl(path, records)
         else:
@@ -208,7 +214,7 @@ def append_entry(path: str | os.PathLike[str], entry: KBEntry) -> KnowledgeBase:
         raise InputError(f"unsupported file type '{path.suffix}' (expected .yaml, .yml or .jsonl)", source=str(path))
     kb = KnowledgeBase.load(path if path.exists() else None)
     kb.add(entry, origin=str(path))
-    record = entry.model_dump(mode="json")
+    record = entry.record()
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     if old and not old.endswith("\n"):
         old += "\n"
@@ -222,7 +228,7 @@ def append_entry(path: str | os.PathLike[str], entry: KBEntry) -> KnowledgeBase:
         # The old file was not a plain block list (e.g. ``[]`` or flow style): rewrite it in full instead.
         mine = KnowledgeBase.load(path, bundled=False) if old.strip() else KnowledgeBase()
         mine.add(entry)
-        text = _dump_yaml([item.model_dump(mode="json") for item in mine])
+        text = _dump_yaml([item.record() for item in mine])
     atomic_write_text(path, text)
     return kb
 

@@ -7,6 +7,7 @@ keeps the candidates that agree with the humans more often than chance, best fir
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -15,6 +16,7 @@ from critiq.errors import CritiqError
 from critiq.knowledge.base import KBEntry, KnowledgeBase, keyword_scores
 from critiq.knowledge.text import tokenize
 
+USER_BONUS = 4.0  # the user's own criteria (e.g. mined in an earlier run and added with `kb add --from-run`) first
 DOMAIN_BONUS = 2.0
 GENERAL_BONUS = 0.5
 TEXT_CHARS = 3000
@@ -69,8 +71,9 @@ def prefilter(
 ) -> list[KBEntry]:
     """At most ``cap`` candidate criteria for the examples, most promising first.
 
-    Entries tagged with a domain of the task (the examples' ``domain`` fields, ``domains`` and tags inferred from the
-    texts) come first; general-purpose entries next; within each group, BM25 similarity of the entry to the example
+    The user's own entries (from the knowledge base loaded with a path) come first; then entries tagged with a domain
+    of the task (the examples' ``domain`` fields, ``domains`` and tags inferred from the texts); general-purpose
+    entries next; within each group, BM25 similarity of the entry to the example
     texts and the one-line ``description`` decides. Only kinds usable on the examples (pairwise for pairs,
     pointwise for points, ``both`` always) are eligible.
     """
@@ -91,19 +94,23 @@ def prefilter(
     scored = []
     for index, (entry, score) in enumerate(zip(pool, keyword, strict=True)):
         bonus = DOMAIN_BONUS if tags & set(entry.domains) else GENERAL_BONUS if "general" in entry.domains else 0.0
+        bonus += USER_BONUS if kb.is_user(entry.name) else 0.0
         scored.append((bonus + score / top, -index, entry))
     scored.sort(key=lambda item: (item[0], item[1]), reverse=True)
     return [entry for _, _, entry in scored[:cap]]
 
 
 def rank_by_accuracy(
-    stats: Mapping[str, CriterionStats], min_accuracy: float = 0.5, top: int | None = None
+    stats: Mapping[str, CriterionStats], min_accuracy: float = 0.5, top: int | None = None, seed: int = 0
 ) -> list[str]:
     """Names of criteria whose accuracy on the human labels exceeds ``min_accuracy``, best first.
 
-    Ties go to the criterion judged on more examples, then to the alphabetically first name.
+    As in the paper's reference code, criteria of equal accuracy are ordered at random (seeded), so a tie at the
+    ``top`` cut-off is broken at random rather than by file order or name.
     """
-    kept = [(name, s) for name, s in stats.items() if s.accuracy is not None and s.accuracy > min_accuracy]
-    kept.sort(key=lambda item: (-(item[1].accuracy or 0.0), -item[1].judged, item[0]))
+    kept = [(name, s.accuracy) for name, s in stats.items() if s.accuracy is not None and s.accuracy > min_accuracy]
+    rng = random.Random(seed)
+    draws = {name: rng.random() for name, _ in sorted(kept)}
+    kept.sort(key=lambda item: (-(item[1] or 0.0), draws[item[0]]))
     names = [name for name, _ in kept]
     return names if top is None else names[: max(top, 0)]

@@ -1,71 +1,55 @@
 """CritiQ Flow: mine quality criteria from a few human-labelled examples.
 
-Faithful to the paper (warm-up, knowledge-base retrieval, evaluate → keep good / reflect on mid / replace low,
-majority vote), with these differences: a criterion text is judged once per example (an in-run memo plus the request
-cache), critiques for all mid criteria run concurrently, worker outputs are schema-constrained, every manager reply
-is validated, and the run directory holds a checkpoint after every step but never a key.
+As in the paper's reference code: knowledge-base retrieval (up to ``n_criteria`` criteria above the low threshold,
+ties broken at random), a warm-up on every human example when criteria must be proposed, then evaluate → keep good /
+critique every wrong case and rewrite mid / ban and replace low, and the final criteria are the best versions that
+pass the threshold. The differences (each stated in docs/concepts.md): a criterion text is judged once per example,
+the manager's requests are independent (the warm-up answers travel as notes instead of a chat history), worker and
+manager outputs are schema-constrained and validated, failed judgments are asked again rather than counted wrong,
+and the run directory holds a checkpoint after every step but never a key.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import random
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-
-from pydantic import BaseModel, Field, model_validator
 
 from critiq.data.models import Criterion, CriterionStats, Example, Judgment, Pair
 from critiq.errors import BudgetExceeded, CritiqError
 from critiq.llm.protocol import ChatClient
 from critiq.llm.sync import run_sync
 from critiq.llm.usage import Usage
-from critiq.mine.judge import SwapMode, Worker
+from critiq.mine.config import FlowConfig, JudgeMode, SwapMode
+from critiq.mine.evidence import EvidenceFitter, context_window
+from critiq.mine.judge import Worker
 from critiq.mine.manager import Manager
 from critiq.mine.metrics import criterion_stats, position_bias
 from critiq.mine.result import FlowResult, write_outputs
-from critiq.mine.state import HistoryRow, RunDir, RunState, Slot, fingerprint
+from critiq.mine.state import (
+    HistoryRow,
+    RunDir,
+    RunState,
+    Slot,
+    Status,
+    data_digest,
+    fingerprint,
+    identity_changes,
+    settings_digest,
+)
 from critiq.mine.vote import majority, vote_matrix, vote_stats, weighted_vote_stats
 from critiq.prompts import Prompts
+
+__all__ = ["CritiQFlow", "FlowConfig", "JudgeMode", "SwapMode"]
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
-
-
-class FlowConfig(BaseModel):
-    """Settings of a CritiQ Flow run (the defaults follow the paper where it gives one)."""
-
-    n_criteria: int = Field(default=8, ge=1, description="criteria kept in play at each iteration")
-    iterations: int = Field(default=3, ge=0)
-    low: float = Field(default=0.5, ge=0, le=1, description="accuracy at or below which a criterion is replaced")
-    high: float = Field(default=0.75, ge=0, le=1, description="accuracy at or above which a criterion is good")
-    final_threshold: float | None = Field(default=None, description="accuracy a final criterion needs (default high)")
-    min_final: int = Field(default=1, ge=0, description="keep at least this many (best first) if few pass")
-    swap: SwapMode = "random"
-    margin: int = Field(default=0, ge=0, description="majority vote: votes one side needs beyond the other")
-    max_critiques: int = Field(default=4, ge=1, description="wrong cases critiqued per mid criterion")
-    use_kb: bool = True
-    kb_path: str | None = None
-    kb_candidates: int = Field(default=24, ge=0, description="knowledge-base criteria judged during retrieval")
-    kb_keep: int | None = Field(default=None, description="retrieved criteria kept (default half of n_criteria)")
-    task: str = Field(default="training data", description="one line on what the data is, for the manager and KB")
-    domains: list[str] = Field(default_factory=list)
-    language: str = "en"
-    prompts_dir: str | None = None
-    seed: int = 0
-
-    @model_validator(mode="after")
-    def _check(self) -> FlowConfig:
-        if not self.low < self.high:
-            raise ValueError(f"--thresholds: low ({self.low}) must be below high ({self.high})")
-        return self
-
-    def results_config(self) -> dict[str, Any]:
-        """Settings that change results; part of the resume fingerprint."""
-        return self.model_dump(exclude={"language", "prompts_dir"}) | {"language": self.language}
 
 
 class CritiQFlow:
@@ -91,6 +75,9 @@ class CritiQFlow:
         self.init_criteria = list(init_criteria)
         self.progress = progress
         self.prompts = Prompts(self.config.language, self.config.prompts_dir)
+        self._gold: dict[str, str | None] = {}
+        self._fitter: EvidenceFitter | None = None
+        self._context_source = ""
 
     # ------------------------------------------------------------------ API
     def fit(
@@ -122,18 +109,22 @@ class CritiQFlow:
         resume: bool = False,
     ) -> FlowResult:
         """The async form of :meth:`fit`."""
-        assert self.manager_client is not None and self.worker_client is not None
+        if self.manager_client is None or self.worker_client is None:
+            raise CritiqError("CritiQFlow.afit needs manager= and worker= clients (fit() opens default ones)")
         train = list(train)
         _check_examples(train, "train")
+        self._gold = {e.id: e.gold for e in train}
         run = RunDir(run_dir or tempfile.mkdtemp(prefix="critiq-run-"))
         state = self._open_state(run, train, resume)
-        worker = Worker(self.worker_client, self.prompts, swap=self.config.swap, seed=self.config.seed)
+        config = self.config
+        worker = Worker(self.worker_client, self.prompts, swap=config.swap, seed=config.seed, mode=config.judge)
+        # retrieval judges each knowledge-base candidate on its own, whatever the evaluation mode
+        scout = worker
+        if config.judge != "per-criterion":
+            scout = Worker(self.worker_client, self.prompts, swap=config.swap, seed=config.seed)
         for key, judgment in run.judgments():
-            worker.load(key, judgment)
-        manager = Manager(
-            self.manager_client, self.prompts, task=self.config.task, max_tokens=self.manager_client.config.max_tokens
-        )
-        manager.notes = list(state.notes)
+            (worker if "@" in key or scout is worker else scout).load(key, judgment)
+        manager = self._manager(state)
         appender = run.appender()
         written = 0
 
@@ -144,9 +135,9 @@ class CritiQFlow:
             if written % 10 == 0:  # keep usage.json close to the truth should the process be killed
                 run.write("usage.json", self._total_usage(state).model_dump())
 
-        worker.on_judgment = on_judgment
+        worker.on_judgment = scout.on_judgment = on_judgment
         try:
-            await self._run(state, run, train, worker, manager)
+            await self._run(state, run, train, worker, scout, manager)
             result = await self._finish(state, run, train, valid, worker)
         except BudgetExceeded:
             self._checkpoint(state, run)
@@ -155,29 +146,48 @@ class CritiQFlow:
             appender.close()
             run.write("usage.json", self._total_usage(state).model_dump())
         log.info(
-            "flow finished: %d criteria, %d requests, %d cache hits",
+            "flow finished: %d criteria passed, %d requests, %d cache hits",
             len(result.criteria),
             result.usage.requests,
             result.usage.cache_hits,
         )
         return result
 
+    def _manager(self, state: RunState) -> Manager:
+        client = self.manager_client
+        assert client is not None
+        context, source = context_window(client.config.model, self.config.manager_context)
+        fitter = EvidenceFitter(client.config.model, context, client.config.max_tokens, seed=self.config.seed)
+        fitter.restore(state.evidence)
+        self._fitter, self._context_source = fitter, source
+        manager = Manager(
+            client,
+            self.prompts,
+            task=self.config.task,
+            max_tokens=client.config.max_tokens,
+            temperature=self.config.manager_temperature,
+            fitter=fitter,
+            seed=self.config.seed,
+        )
+        manager.evidence = list(state.notes)
+        return manager
+
     # ------------------------------------------------------------------ steps
-    async def _run(self, state: RunState, run: RunDir, train: list[Example], worker: Worker, manager: Manager) -> None:
-        gold = {e.id: e.gold for e in train}
+    async def _run(
+        self, state: RunState, run: RunDir, train: list[Example], worker: Worker, scout: Worker, manager: Manager
+    ) -> None:
         if state.step == "start":
-            state.notes = await manager.warm_up(train, progress=lambda d, t: self._tick("warm-up", d, t))
-            state.slots = [
-                Slot(id=i, current=c) for i, c in enumerate(await self._initial(state, train, worker, manager))
-            ]
-            if not state.slots:
+            initial = await self._initial(state, run, train, worker, scout, manager)
+            if not initial:
                 raise CritiqError("no initial criteria: the manager proposed none and none were given or retrieved")
+            state.slots = [Slot(id=i, current=c) for i, c in enumerate(initial)]
             state.step = "iterating"
             self._checkpoint(state, run)
-        while state.step == "iterating" and state.iteration <= self.config.iterations:
-            final_round = state.iteration == self.config.iterations
+        last = self.config.iterations if self.config.reflection else 0
+        while state.step == "iterating":
+            final_round = state.iteration >= last
             if state.phase == "evaluate":
-                await self._evaluate(state, train, worker, gold)
+                await self._evaluate(state, train, worker)
                 state.phase = "done" if final_round else "reflect"
                 self._checkpoint(state, run)
                 run.write(
@@ -185,87 +195,92 @@ class CritiQFlow:
                     [row.model_dump() for row in state.history if row.iteration == state.iteration],
                 )
             if state.phase == "reflect":
-                await self._reflect(state, train, worker, manager, gold)
-            state.iteration += 1
-            state.phase = "evaluate"
+                await self._reflect(state, run, train, worker, manager)
             if final_round:
                 state.step = "done"
+            else:
+                state.iteration += 1
+                state.phase = "evaluate"
             self._checkpoint(state, run)
 
     async def _initial(
-        self, state: RunState, train: list[Example], worker: Worker, manager: Manager
+        self, state: RunState, run: RunDir, train: list[Example], worker: Worker, scout: Worker, manager: Manager
     ) -> list[Criterion]:
-        chosen: list[Criterion] = list(self.init_criteria)[: self.config.n_criteria]
-        judged: list[Criterion] = []
-        if self.config.use_kb and len(chosen) < self.config.n_criteria:
-            kept, judged = await self._retrieve(state, train, worker, room=self.config.n_criteria - len(chosen))
-            chosen += kept
-        missing = self.config.n_criteria - len(chosen)
-        if missing > 0:
+        n = self.config.n_criteria
+        chosen: list[Criterion] = list(self.init_criteria)[:n]
+        if self.config.use_kb and len(chosen) < n and self.config.kb_candidates > 0:
+            chosen += await self._retrieve(state, train, scout, room=n - len(chosen), taken=chosen)
+        missing = n - len(chosen)
+        if missing > 0:  # the warm-up feeds the proposals: skipped when every slot is given or retrieved
+            await self._warm_up(state, run, train, worker, manager)
             self._tick("propose", 0, missing)
             chosen += await manager.propose(missing, chosen, [], attempts=3)
             self._tick("propose", missing, missing)
-        spare = [c for c in judged if all(c.name != k.name for k in chosen)]
-        if len(chosen) < self.config.n_criteria and spare:
-            # the manager gave too few usable criteria: start from the best remaining KB candidates instead
-            filler = spare[: self.config.n_criteria - len(chosen)]
-            log.warning(
-                "filling %d slot(s) with knowledge-base criteria at or below accuracy 0.5: %s",
-                len(filler),
-                ", ".join(c.name for c in filler),
-            )
-            chosen += filler
         return chosen
 
+    async def _warm_up(
+        self, state: RunState, run: RunDir, train: list[Example], worker: Worker, manager: Manager
+    ) -> None:
+        """The manager reads every human example once, in the order the workers see it (at first need)."""
+        if state.warmed_up:
+            return
+        state.notes = await manager.warm_up(
+            train, swapped=worker.seeded_swap, progress=lambda d, t: self._tick("warm-up", d, t)
+        )
+        state.warmed_up = True
+        self._checkpoint(state, run)
+
     async def _retrieve(
-        self, state: RunState, train: list[Example], worker: Worker, room: int
-    ) -> tuple[list[Criterion], list[Criterion]]:
-        """The paper's retrieval: judge candidate KB criteria on the human examples, keep the most accurate > 0.5.
+        self, state: RunState, train: list[Example], scout: Worker, room: int, taken: Sequence[Criterion]
+    ) -> list[Criterion]:
+        """The paper's retrieval: judge candidate KB criteria on the human examples; keep up to ``room`` (at most
+        ``kb_keep``) whose accuracy is above the low threshold, most accurate first, ties broken at random."""
+        from critiq.knowledge.retrieval import rank_by_accuracy
 
-        Returns the kept criteria and every judged candidate, best first.
-        """
-        from critiq.knowledge import KnowledgeBase
-        from critiq.knowledge.retrieval import prefilter, rank_by_accuracy
-
-        kb = KnowledgeBase.load(self.config.kb_path)
-        candidates = [
-            e.to_criterion()
-            for e in prefilter(
-                kb,
-                train,
-                domains=self.config.domains or None,
-                description=self.config.task,
-                cap=self.config.kb_candidates,
-            )
-        ]
-        before = worker.client.usage.requests
-        await worker.judge(train, candidates, progress=lambda d, t: self._tick("retrieve", d, t))
-        gold = {e.id: e.gold for e in train}
-        stats = {c.name: criterion_stats(worker.verdicts(c, train), gold) for c in candidates}
-        keep = self.config.kb_keep if self.config.kb_keep is not None else max(1, self.config.n_criteria // 2)
-        names = rank_by_accuracy(stats, min_accuracy=0.5, top=min(keep, room))
+        kb_size, candidates = kb_candidates(self.config, train, exclude={c.name for c in taken})
+        before = scout.client.usage.requests
+        await self._judge(scout, train, candidates, "retrieve")
+        stats = {c.name: criterion_stats(scout.verdicts(c, train), self._gold) for c in candidates}
+        failed = {c.name: _failures(scout.verdicts(c, train)) for c in candidates}
+        unjudged = [c.name for c in candidates if not self._answered(failed[c.name], len(train))]
+        keep = self.config.kb_keep if self.config.kb_keep is not None else self.config.n_criteria
+        rated = {name: s for name, s in stats.items() if name not in unjudged}
+        kept = rank_by_accuracy(rated, min_accuracy=self.config.low, top=min(keep, room), seed=self.config.seed)
         state.retrieval = {
-            "knowledge_base_size": len(kb),
+            "knowledge_base_size": kb_size,
             "candidates": [c.name for c in candidates],
             "judgments": len(candidates) * len(train),
-            "requests": worker.client.usage.requests - before,
-            "kept": names,
+            "requests": scout.client.usage.requests - before,
+            "threshold": self.config.low,
+            "kept": kept,
             "accuracy": {n: s.accuracy for n, s in stats.items()},
+            "failed": {n: f for n, f in failed.items() if f},
+            "unjudged": unjudged,
         }
-        ranked = sorted(candidates, key=lambda c: _score(stats[c.name]), reverse=True)
         by_name = {c.name: c for c in candidates}
-        return [by_name[n] for n in names], ranked
+        return [by_name[n].model_copy(update={"stats": stats[n]}) for n in kept]
 
-    async def _evaluate(
-        self, state: RunState, train: list[Example], worker: Worker, gold: dict[str, str | None]
-    ) -> None:
+    async def _judge(self, worker: Worker, examples: list[Example], criteria: Sequence[Criterion], stage: str) -> None:
+        """Judge every missing cell; cells whose request failed are asked once more straight away."""
+        await worker.judge(examples, criteria, progress=lambda d, t: self._tick(stage, d, t))
+        again = len(worker.missing(examples, criteria))
+        if again:
+            log.info("%s: asking %d failed judgments again", stage, again)
+            await worker.judge(examples, criteria, progress=lambda d, t: self._tick(f"{stage} (again)", d, t))
+
+    def _answered(self, failed: int, n: int) -> bool:
+        return n == 0 or (n - failed) / n >= self.config.min_success
+
+    async def _evaluate(self, state: RunState, train: list[Example], worker: Worker) -> None:
         criteria = [slot.current for slot in state.slots]
-        await worker.judge(train, criteria, progress=lambda d, t: self._tick(f"iteration {state.iteration}", d, t))
+        await self._judge(worker, train, criteria, f"iteration {state.iteration}")
         for slot in state.slots:
-            stats = criterion_stats(worker.verdicts(slot.current, train), gold)
+            judgments = worker.verdicts(slot.current, train)
+            stats = criterion_stats(judgments, self._gold)
+            failed = _failures(judgments)
             slot.current = slot.current.model_copy(update={"stats": stats})
-            slot.status = self._status(stats)
-            if slot.best is None or _score(stats) > _score(slot.best.stats):
+            slot.status = self._status(stats, failed, len(train))
+            if slot.status != "unjudged" and (slot.best is None or _score(stats) > _score(slot.best.stats)):
                 slot.best = slot.current
             state.history.append(
                 HistoryRow(
@@ -279,10 +294,13 @@ class CritiQFlow:
                     judged=stats.judged,
                     n=stats.n,
                     status=slot.status,
+                    failed=failed,
                 )
             )
 
-    def _status(self, stats: CriterionStats) -> str:
+    def _status(self, stats: CriterionStats, failed: int, n: int) -> Status:
+        if not self._answered(failed, n):
+            return "unjudged"  # too few answers to rate it: asked again next round, never banned for it
         accuracy = stats.accuracy if stats.accuracy is not None else 0.0
         if accuracy >= self.config.high:
             return "good"
@@ -291,19 +309,20 @@ class CritiQFlow:
         return "low"
 
     async def _reflect(
-        self, state: RunState, train: list[Example], worker: Worker, manager: Manager, gold: dict[str, str | None]
+        self, state: RunState, run: RunDir, train: list[Example], worker: Worker, manager: Manager
     ) -> None:
-        """Mid criteria: critique each wrong case, then rewrite. Low criteria: ban and replace."""
-        by_id = {e.id: e for e in train}
+        """Mid criteria: critique every wrong case, then rewrite. Low criteria: ban and replace."""
         mid = [s for s in state.slots if s.status == "mid"]
+        low = [s for s in state.slots if s.status == "low"]
+        need = len(low) + self.config.n_criteria - len(state.slots)
+        if not mid and need <= 0:
+            return
+        await self._warm_up(state, run, train, worker, manager)
+        by_id = {e.id: e for e in train}
         jobs: list[tuple[Slot, Example, Judgment]] = []
         for slot in mid:
-            wrong = [
-                j
-                for j in worker.verdicts(slot.current, train)
-                if j.verdict != "none" and j.verdict != gold.get(j.example_id)
-            ]
-            jobs += [(slot, by_id[j.example_id], j) for j in wrong[: self.config.max_critiques]]
+            picked = self._wrong_cases(state, slot, worker, train)
+            jobs += [(slot, by_id[j.example_id], j) for j in picked]
         self._tick("reflect", 0, len(jobs))
         critiques = await asyncio.gather(*(manager.critique(s.current, e, j) for s, e, j in jobs))
         per_slot: dict[int, list[str]] = {}
@@ -316,53 +335,99 @@ class CritiQFlow:
         for slot, new in zip(mid, rewrites, strict=True):
             if new is not None:
                 slot.current = new
-        low = [s for s in state.slots if s.status == "low"]
-        if low:
-            state.banned += [s.current for s in low]
-            kept = [s.current for s in state.slots if s.status != "low"]
-            fresh = await manager.propose(len(low), kept, state.banned)
-            for slot, criterion in zip(low, fresh, strict=False):
-                slot.current = criterion
+        if need > 0:
+            await self._replace(state, low, need, manager)
+
+    def _wrong_cases(self, state: RunState, slot: Slot, worker: Worker, train: list[Example]) -> list[Judgment]:
+        """Every case the criterion got wrong, or a seeded random sample of ``max_critiques`` of them."""
+        wrong = [
+            j
+            for j in worker.verdicts(slot.current, train)
+            if not j.failed and j.verdict != "none" and j.verdict != self._gold.get(j.example_id)
+        ]
+        cap = self.config.max_critiques
+        picked = wrong
+        if cap is not None and len(wrong) > cap:
+            rng = random.Random(f"{self.config.seed}:{state.iteration}:{slot.id}")
+            chosen = set(rng.sample(range(len(wrong)), cap))
+            picked = [j for i, j in enumerate(wrong) if i in chosen]
+        for row in state.history:
+            if row.iteration == state.iteration and row.slot == slot.id:
+                row.wrong, row.critiqued = len(wrong), len(picked)
+        if len(picked) < len(wrong):
+            log.info("%s: critiqued %d of %d wrong cases", slot.current.name, len(picked), len(wrong))
+        return picked
+
+    async def _replace(self, state: RunState, low: list[Slot], need: int, manager: Manager) -> None:
+        """Ban the low criteria and fill their slots (and any empty one) with new proposals.
+
+        A low slot the manager found no replacement for is retired: a banned criterion never stays in play.
+        """
+        banned_names = {c.name for c in state.banned}
+        state.banned += [s.current for s in low if s.current.name not in banned_names]
+        kept = [s.current for s in state.slots if s.status != "low"]
+        fresh = await manager.propose(need, kept, state.banned)
+        if len(fresh) < need:
+            log.warning(
+                "the manager gave %d of %d new criteria: %d slot(s) left empty", len(fresh), need, need - len(fresh)
+            )
+        for slot in low:
+            if fresh:
+                slot.current = fresh.pop(0)
                 slot.best = None  # a replacement starts a new line; the banned one stays in the history
                 slot.status = "new"
+            else:
+                state.slots.remove(slot)
+                state.retired.append(slot)
+        next_id = 1 + max(s.id for s in [*state.slots, *state.retired])
+        for offset, criterion in enumerate(fresh):
+            state.slots.append(Slot(id=next_id + offset, current=criterion))
 
     # ------------------------------------------------------------------ end
     async def _finish(
         self, state: RunState, run: RunDir, train: list[Example], valid: Sequence[Example] | None, worker: Worker
     ) -> FlowResult:
-        threshold = self.config.final_threshold if self.config.final_threshold is not None else self.config.high
-        best = [s.best for s in state.slots if s.best is not None and s.best.stats is not None]
+        self._sync_evidence(state)
+        threshold = self.config.threshold
+        best = [s.best for s in [*state.slots, *state.retired] if s.best is not None and s.best.stats is not None]
         best.sort(key=lambda c: _score(c.stats), reverse=True)
-        final = [c for c in best if (c.stats.accuracy or 0.0) >= threshold]  # type: ignore[union-attr]
-        if len(final) < self.config.min_final:
+        final = [c for c in best if _score(c.stats)[0] >= threshold]
+        below = [c for c in best if _score(c.stats)[0] < threshold][: self.config.show_below]
+        voters = final or below
+        if not final:
             log.warning(
-                "%d criteria reached accuracy %.2f; keeping the best %d instead",
-                len(final),
-                threshold,
-                self.config.min_final,
+                "no criterion reached accuracy %.2f; the best %d below it are listed as such", threshold, len(below)
             )
-            final = best[: self.config.min_final]
-        vote, weighted = self._votes(final, train, worker)
-        raw = [worker.raw(c, e) for c in final for e in train if isinstance(e, Pair)]  # order matters for pairs only
+        vote, weighted = self._votes(voters, train, worker)
+        raw = [worker.raw(c, e) for c in voters for e in train if isinstance(e, Pair)]  # order matters for pairs only
+        assert self.manager_client is not None
         result = FlowResult(
             criteria=final,
+            passed=bool(final),
+            threshold=threshold,
+            below_threshold=below,
+            failures={c.name: _failures(worker.verdicts(c, train)) for c in voters},
             vote=vote,
             weighted_vote=weighted,
             position_bias=position_bias(raw),
             history=state.history,
             retrieval=state.retrieval,
+            evidence=state.evidence,
             run_dir=run.path,
             usage=self._total_usage(state),
             config=self.config.model_dump(),
-            models={"manager": self.manager_client.config.model, "worker": worker.client.config.model},  # type: ignore[union-attr]
+            models={"manager": self.manager_client.config.model, "worker": worker.client.config.model},
+            task=self.config.task,
+            domains=_domains(train, self.config.domains),
+            data_kind="pairs" if all(isinstance(e, Pair) for e in train) else "points",
         )
         if valid:
             valid = list(valid)
             _check_examples(valid, "valid")
-            await worker.judge(valid, final, progress=lambda d, t: self._tick("validate", d, t))
+            await self._judge(worker, valid, voters, "validate")
             gold = {e.id: e.gold for e in valid}
-            result.valid_criteria = {c.name: criterion_stats(worker.verdicts(c, valid), gold) for c in final}
-            result.valid_vote = self._votes(final, valid, worker)[0]
+            result.valid_criteria = {c.name: criterion_stats(worker.verdicts(c, valid), gold) for c in voters}
+            result.valid_vote = self._votes(voters, valid, worker)[0]
         write_outputs(result, run)
         return result
 
@@ -375,8 +440,23 @@ class CritiQFlow:
         return vote, weighted_vote_stats(vote_matrix(rows), gold, seed=self.config.seed)
 
     # ------------------------------------------------------------------ plumbing
+    def _identity(self, train: list[Example]) -> dict[str, str]:
+        """What a resumed run must share with the run it continues."""
+        assert self.manager_client is not None and self.worker_client is not None
+        initial = hashlib.sha256("\n".join(c.text for c in self.init_criteria).encode()).hexdigest()[:16]
+        return {
+            "data": data_digest(train),
+            "initial": initial,
+            "settings": settings_digest(self.config.results_config()),
+            "manager_model": self.manager_client.config.model,
+            "worker_model": self.worker_client.config.model,
+            "prompts": self.prompts.digest(),
+            "language": self.config.language,
+        }
+
     def _open_state(self, run: RunDir, train: list[Example], resume: bool) -> RunState:
-        print_id = fingerprint(train, self.config.results_config())
+        identity = self._identity(train)
+        print_id = fingerprint(identity)
         if run.exists():
             if not resume:
                 raise CritiqError(
@@ -384,18 +464,27 @@ class CritiQFlow:
                 )
             state = run.load()
             if state.fingerprint != print_id:
-                raise CritiqError(f"--resume {run.path}: the data or settings differ from the run being resumed")
+                changes = identity_changes(state.identity, identity, state.config, self.config.model_dump())
+                what = "; ".join(changes) if state.identity else "it was written before critiq recorded what changed"
+                raise CritiqError(
+                    f"--resume {run.path}: the data or settings differ from the run being resumed ({what})"
+                )
             log.info("resuming %s at %s, iteration %d", run.path, state.step, state.iteration)
             recorded = run.recorded_usage()
             if recorded is not None and recorded.requests >= state.usage_before.requests:
                 state.usage_before = recorded  # usage.json also counts requests sent after the last checkpoint
             return state
         run.path.mkdir(parents=True, exist_ok=True)
-        state = RunState(fingerprint=print_id, config=self.config.model_dump())
+        state = RunState(fingerprint=print_id, identity=identity, config=self.config.model_dump())
         run.save(state)
         return state
 
+    def _sync_evidence(self, state: RunState) -> None:
+        if self._fitter is not None and self._fitter.requests:
+            state.evidence = self._fitter.summary(len(state.notes), self._context_source)
+
     def _checkpoint(self, state: RunState, run: RunDir) -> None:
+        self._sync_evidence(state)
         total = self._total_usage(state)
         run.save(state.model_copy(update={"usage_before": total}))
         run.write("usage.json", total.model_dump())
@@ -413,14 +502,37 @@ class CritiQFlow:
             self.progress(stage, done, total)
 
 
+def kb_candidates(
+    config: FlowConfig, examples: Sequence[Example], exclude: set[str] | None = None
+) -> tuple[int, list[Criterion]]:
+    """The knowledge base's size and the ``kb_candidates`` criteria the prefilter picks for ``examples``."""
+    from critiq.knowledge import KnowledgeBase
+    from critiq.knowledge.retrieval import prefilter
+
+    kb = KnowledgeBase.load(config.kb_path)
+    picked = prefilter(kb, examples, domains=config.domains or None, description=config.task, cap=config.kb_candidates)
+    return len(kb), [e.to_criterion() for e in picked if e.name not in (exclude or set())]
+
+
 def _none(example_id: str, name: str) -> Judgment:
     return Judgment(example_id=example_id, criterion=name, verdict="none", failed=True)
+
+
+def _failures(judgments: Sequence[Judgment]) -> int:
+    return sum(j.failed for j in judgments)
 
 
 def _score(stats: CriterionStats | None) -> tuple[float, int]:
     if stats is None or stats.accuracy is None:
         return (-1.0, 0)
     return (stats.accuracy, stats.judged)
+
+
+def _domains(examples: Sequence[Example], given: Sequence[str]) -> list[str]:
+    from critiq.knowledge.retrieval import example_texts, infer_domains
+
+    tags = {t.strip().lower() for t in given if t.strip()} | {e.domain.lower() for e in examples if e.domain}
+    return sorted(tags | infer_domains(example_texts(examples))) or ["general"]
 
 
 def _check_examples(examples: Sequence[Example], split: str) -> None:

@@ -1,27 +1,36 @@
 """The manager agent: learns from the human pairs, proposes criteria, critiques mistakes and rewrites criteria.
 
 Every reply is a validated structured output; a reply that does not validate (a non-string description, an empty
-name, a duplicate) is re-asked once, then skipped with a warning — it never crashes the flow.
+name, a duplicate) is re-asked once, then skipped with a warning — it never crashes the flow. Every request runs at
+the manager's own temperature (the reference code's default is 1.0), passed per call, so the workers' stays theirs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import random
 import re
 from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from pydantic import Field
 
 from critiq.data.models import Criterion, CriterionStats, Example, Judgment, Pair
-from critiq.llm.protocol import ChatClient
+from critiq.knowledge.text import jaccard, name_words
+from critiq.llm.protocol import ChatClient, Completion
 from critiq.llm.structured import Reply
+from critiq.mine.evidence import EvidenceFitter, Messages
+from critiq.mine.state import Evidence
 from critiq.prompts import Prompts, fence
 
 log = logging.getLogger(__name__)
 
 
 QUALITY_WORDS = {"en": ("good", "poor"), "zh": ("高", "低")}
+R = TypeVar("R", bound=Reply)
+NOTE_KEY = "note"  # a pair's metadata["note"]: the labeller's own reason (written by `critiq label`)
 
 
 class Reason(Reply):
@@ -45,14 +54,6 @@ def snake_case(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
-def name_words(name: str) -> set[str]:
-    return {w for w in snake_case(name).split("_") if w}
-
-
-def jaccard(left: set[str], right: set[str]) -> float:
-    return len(left & right) / len(left | right) if left | right else 0.0
-
-
 def is_placeholder(text: str) -> bool:
     """The reply echoed the prompt's format hint instead of writing a criterion (small models do)."""
     lowered = text.lower()
@@ -67,8 +68,17 @@ def is_new(name: str, description: str, taken: Sequence[Criterion], threshold: f
     return all(jaccard(words, name_words(c.name)) <= threshold and c.description != description for c in taken)
 
 
+def person_note(example: Example) -> str | None:
+    """The labeller's own reason for this example, when the labelling page recorded one."""
+    note = example.metadata.get(NOTE_KEY)
+    return note.strip() if isinstance(note, str) and note.strip() else None
+
+
 class Manager:
-    """The manager LLM. ``notes`` (its warm-up reasons) prefix every later request, as its memory of the data."""
+    """The manager LLM. ``evidence`` (one note per human example) goes into every propose and rewrite request.
+
+    ``fitter`` decides how much of the evidence fits the manager's context; without one, all of it is sent.
+    """
 
     def __init__(
         self,
@@ -76,63 +86,111 @@ class Manager:
         prompts: Prompts | None = None,
         *,
         task: str = "training data",
-        notes_chars: int = 2500,
         max_tokens: int = 400,
+        temperature: float = 1.0,
+        fitter: EvidenceFitter | None = None,
+        seed: int = 0,
     ) -> None:
         self.client = client
         self.prompts = prompts or Prompts()
         self.task = task
-        self.notes_chars = notes_chars
         self.max_tokens = max_tokens
-        self.notes: list[str] = []
+        self.temperature = temperature
+        self.fitter = fitter
+        self.seed = seed
+        self.evidence: list[Evidence] = []
+
+    async def _complete(self, messages: Messages, schema: type[R], **params: Any) -> Completion[R]:
+        return await self.client.complete(messages, schema=schema, temperature=self.temperature, **params)
 
     def _system(self) -> dict[str, str]:
         return {"role": "system", "content": self.prompts.render("manager_system", task=self.task)}
 
-    def notes_block(self) -> str:
-        lines, size = [], 0
-        for note in self.notes:
-            if size + len(note) > self.notes_chars:
-                break
-            lines.append(note)
-            size += len(note) + 1
-        return self.prompts.render("notes", notes="\n".join(lines) or "-")
+    def _notes_block(self, evidence: Sequence[Evidence]) -> str:
+        return self.prompts.render("notes", notes="\n".join(e.text for e in evidence) or "-")
 
+    def _with_evidence(self, user: Callable[[str], str]) -> Messages:
+        """A request whose user message is ``user(notes block)``, holding as much evidence as fits."""
+
+        def build(chosen: Sequence[Evidence]) -> Messages:
+            return [self._system(), {"role": "user", "content": user(self._notes_block(chosen))}]
+
+        if self.fitter is None:
+            return build(self.evidence)
+        messages, _ = self.fitter.fit(self.evidence, build)
+        return messages
+
+    # ------------------------------------------------------------------ warm-up
     async def warm_up(
-        self, examples: Sequence[Example], progress: Callable[[int, int], None] | None = None
-    ) -> list[str]:
-        """Ask why the human-preferred text is better, for each example; keep the answers as notes."""
+        self,
+        examples: Sequence[Example],
+        swapped: Callable[[Example], bool] = lambda example: False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Evidence]:
+        """Ask why the human-preferred text is better, for each example in a seeded random order; keep the answers.
+
+        A pair is shown as ``swapped(pair)`` says (the order the workers see it in); a person's own note on the
+        example (``metadata["note"]``) is shown to the manager and kept with its answer.
+        """
+        labelled = [e for e in examples if e.gold is not None]
+        random.Random(self.seed).shuffle(labelled)
         done = 0
 
-        async def one(index: int, example: Example) -> str | None:
+        async def one(number: int, example: Example) -> Evidence | None:
             nonlocal done
-            reply = await self.client.complete(self._warmup_messages(example), schema=Reason, max_tokens=160)
+            flipped = isinstance(example, Pair) and swapped(example)
+            reply = await self._complete(self._warmup_messages(example, flipped), Reason, max_tokens=160)
             done += 1
             if progress is not None:
-                progress(done, len(examples))
-            if reply.parsed is None:
-                return None
-            reason = reply.parsed.reason.strip()
-            return f"- example {index + 1} ({example.gold} preferred): {reason}"
+                progress(done, len(labelled))
+            reason = reply.parsed.reason.strip() if reply.parsed is not None else ""
+            return self._evidence(number, example, flipped, reason)
 
-        labelled = [e for e in examples if e.gold is not None]
-        notes = await asyncio.gather(*(one(i, e) for i, e in enumerate(labelled)))
-        self.notes = [n for n in notes if n]
-        return self.notes
+        found = await asyncio.gather(*(one(i + 1, e) for i, e in enumerate(labelled)))
+        self.evidence = [e for e in found if e is not None]
+        return self.evidence
 
-    def _warmup_messages(self, example: Example) -> list[dict[str, str]]:
-        gold = example.gold
+    def _shown_label(self, example: Example, flipped: bool) -> str:
+        gold = example.gold or "A"
         if isinstance(example, Pair):
+            return {"A": "B", "B": "A"}[gold] if flipped else gold
+        words = QUALITY_WORDS.get(self.prompts.language, QUALITY_WORDS["en"])
+        return words[0 if gold == "A" else 1]
+
+    def _warmup_messages(self, example: Example, flipped: bool) -> Messages:
+        note = person_note(example)
+        note_text = self.prompts.fragment("warmup_note", note=fence(note, "NOTE")) if note else ""
+        label = self._shown_label(example, flipped)
+        if isinstance(example, Pair):
+            first, second = (example.b, example.a) if flipped else (example.a, example.b)
             user = self.prompts.render(
-                "warmup_pair", text_a=fence(example.a, "TEXT_A"), text_b=fence(example.b, "TEXT_B"), preferred=gold
+                "warmup_pair",
+                text_a=fence(first, "TEXT_A"),
+                text_b=fence(second, "TEXT_B"),
+                preferred=label,
+                note=note_text,
             )
         else:
-            words = QUALITY_WORDS.get(self.prompts.language, QUALITY_WORDS["en"])
-            user = self.prompts.render(
-                "warmup_point", text=fence(example.text, "TEXT"), label=words[0 if gold == "A" else 1]
-            )
+            user = self.prompts.render("warmup_point", text=fence(example.text, "TEXT"), label=label, note=note_text)
         return [self._system(), {"role": "user", "content": user}]
 
+    def _evidence(self, number: int, example: Example, flipped: bool, reason: str) -> Evidence | None:
+        note = person_note(example)
+        if not reason and not note:
+            return None
+        note_text = self.prompts.fragment("evidence_note", note=note.replace('"', "'")) if note else ""
+        template = "evidence_pair" if isinstance(example, Pair) else "evidence_point"
+        line = self.prompts.render(
+            template,
+            number=number,
+            domain=f" [{example.domain}]" if example.domain else "",
+            label=self._shown_label(example, flipped),
+            reason=reason or "-",
+            note=note_text,
+        )
+        return Evidence(example_id=example.id, label=example.gold or "", domain=example.domain, text=line)
+
+    # ------------------------------------------------------------------ criteria
     async def propose(
         self, count: int, existing: Sequence[Criterion], banned: Sequence[Criterion], attempts: int = 2
     ) -> list[Criterion]:
@@ -142,19 +200,12 @@ class Manager:
             want = count - len(found)
             if want <= 0:
                 break
-            user = self.prompts.render(
-                "propose",
-                notes=self.notes_block(),
-                count=want,
-                existing=_listing([*existing, *found]),
-                banned=_listing(banned),
+            messages = self._with_evidence(
+                functools.partial(
+                    self._render_propose, count=want, existing=_listing([*existing, *found]), banned=_listing(banned)
+                )
             )
-            reply = await self.client.complete(
-                [self._system(), {"role": "user", "content": user}],
-                schema=Proposals,
-                sample=sample,
-                max_tokens=self.max_tokens,
-            )
+            reply = await self._complete(messages, Proposals, sample=sample, max_tokens=self.max_tokens)
             if reply.parsed is None:
                 log.warning("manager proposal was unusable: %s", reply.error)
                 continue
@@ -168,6 +219,9 @@ class Manager:
         if len(found) < count:
             log.warning("manager proposed %d of %d new criteria", len(found), count)
         return found
+
+    def _render_propose(self, notes: str, *, count: int, existing: str, banned: str) -> str:
+        return self.prompts.render("propose", notes=notes, count=count, existing=existing, banned=banned)
 
     async def critique(self, criterion: Criterion, example: Example, judgment: Judgment) -> str | None:
         """Why the worker got this example wrong under this criterion (the right answer and rationale shown)."""
@@ -186,25 +240,23 @@ class Manager:
             verdict=judgment.verdict,
             rationale=judgment.rationale.replace('"', "'"),
         )
-        reply = await self.client.complete(
-            [self._system(), {"role": "user", "content": user}], schema=Critique, max_tokens=200
-        )
+        reply = await self._complete([self._system(), {"role": "user", "content": user}], Critique, max_tokens=200)
         return reply.parsed.critique.strip() if reply.parsed is not None else None
 
     async def rewrite(self, criterion: Criterion, stats: CriterionStats, critiques: Sequence[str]) -> Criterion | None:
         """A new description for a mid criterion, from the critiques of its mistakes; keeps the name."""
         accuracy = f"{stats.accuracy:.0%}" if stats.accuracy is not None else "few"
-        user = self.prompts.render(
-            "rewrite",
-            notes=self.notes_block(),
-            name=criterion.name,
-            description=criterion.description,
-            accuracy=accuracy,
-            critiques="\n".join(f"- {c}" for c in critiques),
+        messages = self._with_evidence(
+            lambda notes: self.prompts.render(
+                "rewrite",
+                notes=notes,
+                name=criterion.name,
+                description=criterion.description,
+                accuracy=accuracy,
+                critiques="\n".join(f"- {c}" for c in critiques) or "- (none)",
+            )
         )
-        reply = await self.client.complete(
-            [self._system(), {"role": "user", "content": user}], schema=Proposal, max_tokens=self.max_tokens
-        )
+        reply = await self._complete(messages, Proposal, max_tokens=self.max_tokens)
         if reply.parsed is None:
             log.warning("manager rewrite of %s was unusable: %s", criterion.name, reply.error)
             return None

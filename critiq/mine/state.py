@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -17,17 +17,27 @@ from critiq.llm.usage import Usage
 
 STATE_VERSION = 1
 
+Status = Literal["new", "good", "mid", "low", "unjudged"]
+Step = Literal["start", "iterating", "done"]
+Phase = Literal["evaluate", "reflect", "done"]
+
 
 class Slot(BaseModel):
-    """One line of criteria: its current version, and the best version seen so far."""
+    """One line of criteria: its current version, and the best version seen so far.
+
+    Status: ``new`` (not judged yet), ``good`` / ``mid`` / ``low`` (by accuracy), ``unjudged`` (too few of its
+    judgments succeeded to rate it: asked again, never banned for it).
+    """
 
     id: int
     current: Criterion
     best: Criterion | None = None
-    status: str = "new"  # new | good | mid | low (banned and replaced)
+    status: Status = "new"
 
 
 class HistoryRow(BaseModel):
+    """One criterion version as evaluated in one iteration (and what the reflection then did with it)."""
+
     iteration: int
     slot: int
     name: str
@@ -37,7 +47,19 @@ class HistoryRow(BaseModel):
     coverage: float
     judged: int
     n: int
-    status: str
+    status: Status
+    failed: int = 0
+    wrong: int | None = None  # mid criteria: wrong cases found, and how many of them were critiqued
+    critiqued: int | None = None
+
+
+class Evidence(BaseModel):
+    """One human-labelled example as the manager remembers it: the label, the domain and the reason."""
+
+    example_id: str
+    label: str
+    domain: str | None = None
+    text: str
 
 
 class RunState(BaseModel):
@@ -45,25 +67,66 @@ class RunState(BaseModel):
 
     version: int = STATE_VERSION
     fingerprint: str
-    step: str = "start"  # start -> initialised -> iterating -> done
+    identity: dict[str, str] = Field(default_factory=dict)
+    step: Step = "start"  # start -> iterating -> done
     iteration: int = 0
-    phase: str = "evaluate"  # within an iteration: evaluate -> reflect
-    notes: list[str] = Field(default_factory=list)
+    phase: Phase = "evaluate"  # within an iteration: evaluate -> reflect (or done in the last one)
+    warmed_up: bool = False
+    notes: list[Evidence] = Field(default_factory=list)
     slots: list[Slot] = Field(default_factory=list)
+    retired: list[Slot] = Field(default_factory=list)
     banned: list[Criterion] = Field(default_factory=list)
     history: list[HistoryRow] = Field(default_factory=list)
     retrieval: dict[str, Any] = Field(default_factory=dict)
+    evidence: dict[str, Any] = Field(default_factory=dict)
     usage_before: Usage = Field(default_factory=Usage)
     config: dict[str, Any] = Field(default_factory=dict)
 
 
-def fingerprint(examples: Sequence[Example], config: dict[str, Any]) -> str:
-    """Identity of the training data and the settings that change results; a resume must match it."""
+IDENTITY_NAMES = {
+    "data": "the training data",
+    "initial": "the initial criteria",
+    "settings": "the settings",
+    "manager_model": "the manager model",
+    "worker_model": "the worker model",
+    "prompts": "the prompt templates",
+    "language": "the prompt language",
+}
+
+
+def data_digest(examples: Sequence[Example]) -> str:
     digest = hashlib.sha256()
     for example in examples:
         digest.update(example.model_dump_json().encode())
-    digest.update(json.dumps(config, sort_keys=True, default=str).encode())
-    return digest.hexdigest()[:20]
+    return digest.hexdigest()[:16]
+
+
+def settings_digest(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def fingerprint(identity: dict[str, str]) -> str:
+    """One hash of the run's identity (data, settings, models, prompts, language); a resume must match it."""
+    return settings_digest(identity)[:20]
+
+
+def identity_changes(
+    before: dict[str, str], now: dict[str, str], config_before: dict[str, Any], config_now: dict[str, Any]
+) -> list[str]:
+    """What differs between a recorded run identity and the current one, in words."""
+    changes = []
+    for key, words in IDENTITY_NAMES.items():
+        if before.get(key) == now.get(key):
+            continue
+        if key == "settings":
+            fields = sorted(k for k in config_now if config_before.get(k) != config_now.get(k))
+            shown = ", ".join(f"{k} ({config_before.get(k)!r} -> {config_now.get(k)!r})" for k in fields)
+            changes.append(f"{words}: {shown}" if shown else words)
+        elif key in ("manager_model", "worker_model", "language"):
+            changes.append(f"{words} (was {before.get(key)!r}, now {now.get(key)!r})")
+        else:
+            changes.append(words)
+    return changes
 
 
 class RunDir:

@@ -58,14 +58,3 @@ def weighted_vote_stats(
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     predicted = cross_val_predict(LogisticRegression(C=1.0, max_iter=1000), matrix, y, cv=splitter)
     return vote_stats(["A" if p == 1 else "B" for p in predicted], list(gold))
-
-
-def fit_weights(matrix: np.ndarray, gold: Sequence[str]) -> tuple[list[float], float] | None:
-    """Logistic-regression weights per criterion and intercept, fitted on all labelled examples."""
-    from sklearn.linear_model import LogisticRegression
-
-    y = np.array([1 if g == "A" else 0 for g in gold])
-    if len(set(y.tolist())) < 2 or matrix.shape[1] == 0:
-        return None
-    model = LogisticRegression(C=1.0, max_iter=1000).fit(matrix, y)
-    return [float(w) for w in model.coef_[0]], float(model.intercept_[0])

@@ -41,8 +41,27 @@ class Prompts:
         return path
 
     def render(self, template: str, /, **values: object) -> str:
+        """The filled template, stripped of surrounding whitespace."""
+        return self._fill(template, values).strip()
+
+    def fragment(self, template: str, /, **values: object) -> str:
+        """A filled template meant to go inside another: leading spaces kept, only the final newline dropped."""
+        return self._fill(template, values).removesuffix("\n")
+
+    def names(self) -> list[str]:
+        """Every template name of this language (a user folder cannot add names, only replace files)."""
+        return sorted(path.stem for path in (BUNDLED / self.language).glob("*.txt"))
+
+    def digest(self) -> str:
+        """Hash of the templates in use (the user's overrides included): part of a run's resume identity."""
+        digest = hashlib.sha256(self.language.encode())
+        for name in self.names():
+            digest.update(name.encode() + b"\0" + self.path(name).read_bytes() + b"\0")
+        return digest.hexdigest()[:16]
+
+    def _fill(self, template: str, values: dict[str, object]) -> str:
         try:
-            return _read(self.path(template)).substitute({k: str(v) for k, v in values.items()}).strip()
+            return _read(self.path(template)).substitute({k: str(v) for k, v in values.items()})
         except KeyError as error:
             raise CritiqError(f"prompt template {self.path(template)} needs a value for {error}") from None
         except ValueError as error:

@@ -53,3 +53,16 @@ def test_bad_prompt_settings_are_clear_errors(tmp_path: Path) -> None:
     (tmp_path / "judge_system.txt").write_text("needs $nothing_given")
     with pytest.raises(CritiqError, match="needs a value for 'nothing_given'"):
         Prompts("en", tmp_path).render("judge_system")
+
+
+def test_digest_covers_the_templates_in_use(tmp_path: Path) -> None:
+    assert Prompts("en").digest() == Prompts("en").digest() != Prompts("zh").digest()
+    (tmp_path / "judge_pair.txt").write_text("my own $text_a $text_b $name $description")
+    assert Prompts("en", tmp_path).digest() != Prompts("en").digest()  # a user override changes the run identity
+    (tmp_path / "unrelated.txt").write_text("not a template critiq uses")
+    assert Prompts("en", tmp_path).digest() == Prompts("en", tmp_path / ".." / tmp_path.name).digest()
+
+
+def test_fragments_keep_their_leading_space() -> None:
+    assert Prompts("en").fragment("evidence_note", note="tidy").startswith(" The expert's own reason")
+    assert Prompts("en").render("evidence_note", note="tidy").startswith("The expert's")

@@ -118,6 +118,9 @@ def work(tmp_path: Path) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------- faults
+# the stub judges at chance: keep its criteria whatever their accuracy (the transport is under test, not the criteria;
+# otherwise `mine` exits with status 4, "no criterion passed")
+KEEP_ALL = ["--final-threshold", 0]
 TRANSPORT_FAULTS = ["429:1", "500", "503", "slow:8", "reset"]
 GARBAGE = ["empty", "nonjson", "missing", "refusal"]
 
@@ -126,7 +129,7 @@ def test_mine_finishes_against_a_faulty_server(stub_server: StubServer, work: Pa
     """Each injected fault is absorbed by exactly one retry (transport) or one re-ask / parse failure (garbage)."""
     script = [x for pair in zip(TRANSPORT_FAULTS, [*GARBAGE, "ok"], strict=True) for x in pair]
     stub_server.script(script)
-    flags = ["--n-criteria", 2, "--iterations", 1, "--no-kb", "--timeout", 3, "--concurrency", 2]
+    flags = ["--n-criteria", 2, "--iterations", 1, "--no-kb", "--timeout", 3, "--concurrency", 2, *KEEP_ALL]
     result = critiq(["mine", "pairs.jsonl", "--out", "run", *flags, *stub_args(stub_server, work / "cache")], work)
     assert_ok(result)
     stats = stub_server.stats()
@@ -143,7 +146,7 @@ def test_mine_finishes_against_a_faulty_server(stub_server: StubServer, work: Pa
 
 def test_mine_counts_requests_that_fail_after_retries(stub_server: StubServer, work: Path) -> None:
     stub_server.script(["500", "503"])
-    flags = ["--n-criteria", 1, "--iterations", 0, "--no-kb", "--max-retries", 0]
+    flags = ["--n-criteria", 1, "--iterations", 0, "--no-kb", "--max-retries", 0, *KEEP_ALL]
     result = critiq(["mine", "pairs.jsonl", "--out", "run", *flags, *stub_args(stub_server, work / "cache")], work)
     assert_ok(result)
     usage = json.loads((work / "run" / "usage.json").read_text())
@@ -382,7 +385,7 @@ def _pairs_with(work: Path, *lines: str, name: str = "bad.jsonl") -> Path:
 
 
 def _mine(work: Path, data: Path | str, *extra: Any) -> list[Any]:
-    return ["mine", data, "--out", work / "run", "--no-kb", "--n-criteria", 1, "--iterations", 0, *extra]
+    return ["mine", data, "--out", work / "run", "--no-kb", "--n-criteria", 1, "--iterations", 0, *KEEP_ALL, *extra]
 
 
 def _judge(work: Path, data: Path | str, *extra: Any, criteria: str = "criteria.json") -> list[Any]:

@@ -157,6 +157,10 @@ def test_embedded_model_banner(run_dir: Path, tmp_path: Path) -> None:
     document = json.loads(criteria_file.read_text())
     del document["models"]
     criteria_file.write_text(json.dumps(document))
+    state_file = copy / "mine" / "state.json"  # the resume identity names the models too
+    state = json.loads(state_file.read_text())
+    state["identity"] = {k: v for k, v in state["identity"].items() if not k.endswith("_model")}
+    state_file.write_text(json.dumps(state))
     (copy / "run.json").unlink()
     render_html(copy)
     assert "does not record which model" in _page(copy)  # neutral note when nothing names the model

@@ -1,0 +1,70 @@
+"""`critiq ablate` end to end on the embedded model, on a tiny split: the JSON rows and their numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from critiq.data import load_pairs
+from critiq.llm.local import LOCAL_MODEL
+from critiq.mine.ablation import METHODS
+from critiq.stats import wilson_interval
+from tests.paths import EXAMPLES
+
+FIELDS = {"method", "accuracy", "n", "ci_low", "ci_high", "coverage", "requests", "prompt_tokens", "completion_tokens"}
+
+
+@pytest.mark.llm
+def test_ablate_runs_every_method_on_the_embedded_model(tmp_path: Path, local_server: Any) -> None:
+    pairs = [json.loads(line) for line in (EXAMPLES / "code_pairs.jsonl").read_text().splitlines() if line.strip()]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs[:4]))
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs[4:8]))
+    args = ["ablate", "train.jsonl", "--test", "test.jsonl", "--out", "abl", "--n-criteria", "2", "--iterations", "1"]
+    args += ["--kb-candidates", "2", "--max-chars", "600", "--task", "short Python functions", "--domain", "code"]
+    args += ["--model", LOCAL_MODEL, "--api-base", local_server.api_base, "--schema-mode", "json_object"]
+    args += ["--cache-dir", str(tmp_path / "cache"), "--concurrency", "1", "--timeout", "600"]
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")} | {"COLUMNS": "200"}
+    result = subprocess.run(
+        [sys.executable, "-m", "critiq.cli.main", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3000,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    doc = json.loads((tmp_path / "abl" / "ablation.json").read_text())
+    rows = doc["rows"]
+    assert [r["method"] for r in rows] == list(METHODS)
+    test_pairs = load_pairs(tmp_path / "test.jsonl")
+    gold = {p.id: p.gold for p in test_pairs}
+    judged = [json.loads(line) for line in (tmp_path / "abl" / "test_judgments.jsonl").read_text().splitlines()]
+    for row in rows:
+        assert set(row) >= FIELDS, row
+        votes = [j for j in judged if j["method"] == row["method"]]
+        assert sorted(j["id"] for j in votes) == sorted(gold) and row["n"] == len(gold) == 4
+        assert all(set(j["verdicts"]) == set(row["criteria"]) for j in votes)  # the criteria that voted
+        decided = [j for j in votes if j["vote"] is not None]
+        correct = sum(j["vote"] == gold[j["id"]] for j in decided)
+        assert row["coverage"] == len(decided) / 4
+        if decided:
+            assert row["accuracy"] == correct / len(decided)
+            assert (row["ci_low"], row["ci_high"]) == pytest.approx(wilson_interval(correct, len(decided)))
+        else:
+            assert row["accuracy"] is None and row["ci_low"] is None
+        assert row["requests"] >= 0 and row["prompt_tokens"] >= 0 and row["completion_tokens"] >= 0
+    by_method = {r["method"]: r for r in rows}
+    assert by_method["flow"]["requests"] > 0 and by_method["flow"]["prompt_tokens"] > 0
+    assert by_method["overall-judge"]["criteria"] == ["overall"] and 4 <= by_method["overall-judge"]["requests"] <= 8
+    assert len(by_method["best-kb-criterion"]["criteria"]) == 1
+    assert by_method["best-kb-criterion"]["requests"] <= 8  # test cells only: its training cells were the flow's
+    assert (tmp_path / "abl" / "flow" / "report.md").exists() and (tmp_path / "abl" / "no-kb" / "state.json").exists()
+    table = (tmp_path / "abl" / "ablation.md").read_text()
+    assert all(f"| {m} |" in table for m in METHODS) and "mechanics" in table
+    assert "ablation" in result.stderr  # the printed table
