@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh "local,scorer,ray,datatrove,dev"
 . .venv/bin/activate
 ruff check .
+mypy
 python -m pytest "$@"

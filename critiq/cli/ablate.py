@@ -31,8 +31,8 @@ def ablate(
     method: Annotated[list[str] | None, typer.Option("--method", help=METHOD_HELP)] = None,
     init_criteria: Annotated[Path | None, typer.Option(help="your own initial criteria (json/jsonl/yaml)")] = None,
     max_chars: Annotated[int | None, typer.Option(min=1, help="truncate longer texts")] = None,
-    config: FlowConfig = None,  # type: ignore[assignment]
-    settings: ModelSettings = None,  # type: ignore[assignment]
+    flow: FlowConfig = FlowConfig(),
+    settings: ModelSettings = ModelSettings(),
 ) -> None:
     """Run the flow, each ablation and the baselines on the same split; print and write the table.
 
@@ -54,7 +54,7 @@ def ablate(
         settings = settings.model_copy(update={"cache_dir": out / "cache"})
     with open_clients(settings) as clients, progress_bar() as update:
         ablation = Ablation(
-            config, manager=clients.manager, worker=clients.worker, init_criteria=initial, progress=update
+            flow, manager=clients.manager, worker=clients.worker, init_criteria=initial, progress=update
         )
         rows = run_sync(ablation.run(train_examples, test_examples, out, methods=method or METHODS))
     table = Table(

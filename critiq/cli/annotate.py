@@ -283,7 +283,7 @@ def judge(
     seed: Annotated[int, typer.Option()] = 0,
     early_stop: Annotated[bool, typer.Option(help=EARLY_STOP_HELP)] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)] = False,
-    settings: ModelSettings = None,  # type: ignore[assignment]
+    settings: ModelSettings = ModelSettings(),
     data: DataOptions = DataOptions(),
 ) -> None:
     """Judge pairs against criteria; with human labels, report each criterion's and the vote's accuracy."""
@@ -326,7 +326,7 @@ def annotate(
     ray_workers: Annotated[int | None, typer.Option(min=1, help="Ray workers (engine ray; default: CPUs − 1)")] = None,
     shards: Annotated[str | None, typer.Option(help="also write the records as Parquet shards in Hub layout")] = None,
     shard_rows: Annotated[int | None, typer.Option(min=1, help="rows per shard (default 100000)")] = None,
-    settings: ModelSettings = None,  # type: ignore[assignment]
+    settings: ModelSettings = ModelSettings(),
     data: DataOptions = DataOptions(),
 ) -> None:
     """Label many pairs with the workers and the final criteria (majority vote)."""

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
-import typing
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
 
+from critiq.cli.groups import option_group
 from critiq.data.sources import Source, resolve
 
 DATA_HELP = (
@@ -40,22 +37,5 @@ class DataOptions:
         return resolve(name, config=self.config, limit=self.limit, skip=self.skip)
 
 
-def data_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Add ``--config``, ``--skip`` and ``--limit`` to a typer command; it receives them as ``data: DataOptions``."""
-    signature = inspect.signature(command)
-    hints = typing.get_type_hints(command, include_extras=True)
-    own = [
-        p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values() if p.name != "data"
-    ]
-    shared = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-        for name, (annotation, default) in _SHARED.items()
-    ]
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        values = {name: kwargs.pop(name) for name in _SHARED}
-        return command(*args, data=DataOptions(**values), **kwargs)
-
-    wrapper.__signature__ = signature.replace(parameters=[*own, *shared])  # type: ignore[attr-defined]
-    return wrapper
+data_options = option_group("data", _SHARED, lambda values: DataOptions(**values))
+"""Add ``--config``, ``--skip`` and ``--limit`` to a typer command; it receives them as ``data: DataOptions``."""

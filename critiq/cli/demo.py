@@ -21,7 +21,7 @@ def demo(
     n_criteria: Annotated[int, typer.Option(min=1)] = 3,
     iterations: Annotated[int, typer.Option(min=0)] = 1,
     annotate_pairs: Annotated[int, typer.Option(min=4, help="pairs drawn from the bundled corpus")] = 24,
-    settings: ModelSettings = None,  # type: ignore[assignment]
+    settings: ModelSettings = ModelSettings(),
 ) -> None:
     """End to end on bundled data: mine → annotate → train scorer → score → select → HTML report."""
     from critiq.demo import DemoSettings, run_demo

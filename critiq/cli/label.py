@@ -61,7 +61,7 @@ def label(
     agreement: Annotated[
         bool, typer.Option("--agreement", help="print agreement between the annotators of the label files given")
     ] = False,
-    settings: ModelSettings = None,  # type: ignore[assignment]
+    settings: ModelSettings = ModelSettings(),
 ) -> None:
     """Label pairs of CORPUS on a local page: the first step, before `critiq mine`."""
     if agreement:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
-import typing
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +11,7 @@ from pydantic import ValidationError
 from critiq.cli.app import app
 from critiq.cli.data_options import DATA_HELP, DataOptions, data_options
 from critiq.cli.display import console, criteria_table, pct, progress_bar
+from critiq.cli.groups import option_group
 from critiq.cli.options import model_options
 from critiq.errors import CritiqError
 from critiq.llm.session import ModelSettings
@@ -109,29 +106,8 @@ def build_config(values: dict[str, Any]) -> FlowConfig:
         raise CritiqError(message) from None
 
 
-def flow_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Add a flag for every FlowConfig field to a typer command; it receives them as ``config: FlowConfig``."""
-    signature = inspect.signature(command)
-    hints = typing.get_type_hints(command, include_extras=True)
-    own = [
-        p.replace(annotation=hints.get(p.name, p.annotation))
-        for p in signature.parameters.values()
-        if p.name != "config"
-    ]
-    added = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-        for name, (annotation, default) in _FLOW.items()
-    ]
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        values = {name: kwargs.pop(name) for name in _FLOW}
-        return command(*args, config=build_config(values), **kwargs)
-
-    parameters = [*own, *added]
-    wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
-    return wrapper
+flow_options = option_group("flow", _FLOW, build_config)
+"""Add a flag for every FlowConfig field to a typer command; it receives them as ``flow: FlowConfig``."""
 
 
 @app.command()
@@ -146,8 +122,8 @@ def mine(
     max_chars: Annotated[int | None, typer.Option(min=1, help="truncate longer texts")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print requests, tokens and price; send nothing")] = False,
-    config: FlowConfig = None,  # type: ignore[assignment]
-    settings: ModelSettings = None,  # type: ignore[assignment]
+    flow: FlowConfig = FlowConfig(),
+    settings: ModelSettings = ModelSettings(),
     data: DataOptions = DataOptions(),
 ) -> None:
     """Mine quality criteria from human-labelled pairs (CritiQ Flow).
@@ -170,7 +146,7 @@ def mine(
         estimate = estimate_mine(
             train,
             valid_examples,
-            config,
+            flow,
             role_config(settings, "worker"),
             role_config(settings, "manager"),
             initial=initial,
@@ -178,10 +154,10 @@ def mine(
         print_estimate(estimate)
         return
     with open_clients(settings) as clients, progress_bar() as update:
-        flow = CritiQFlow(
-            config, manager=clients.manager, worker=clients.worker, init_criteria=initial, progress=update
+        critiq_flow = CritiQFlow(
+            flow, manager=clients.manager, worker=clients.worker, init_criteria=initial, progress=update
         )
-        result = flow.fit(train, valid_examples, run_dir=out, resume=resume)
+        result = critiq_flow.fit(train, valid_examples, run_dir=out, resume=resume)
     criteria_table(result.voters)
     retrieval = result.retrieval
     if retrieval:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
 import os
 import re
-import typing
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from critiq.cli.groups import option_group
 from critiq.errors import CritiqError
 from critiq.llm.session import DEFAULT_CACHE, ModelSettings
 
@@ -78,24 +75,5 @@ def build_settings(values: dict[str, Any]) -> ModelSettings:
     return settings.model_copy(update={"cache_dir": None}) if no_cache else settings
 
 
-def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Add the shared model flags to a typer command; it receives them as ``settings: ModelSettings``."""
-    signature = inspect.signature(command)
-    hints = typing.get_type_hints(command, include_extras=True)
-    own = [
-        p.replace(annotation=hints.get(p.name, p.annotation))
-        for p in signature.parameters.values()
-        if p.name != "settings"
-    ]
-    shared = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-        for name, (annotation, default) in _SHARED.items()
-    ]
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        values = {name: kwargs.pop(name) for name in _SHARED}
-        return command(*args, settings=build_settings(values), **kwargs)
-
-    wrapper.__signature__ = signature.replace(parameters=[*own, *shared])  # type: ignore[attr-defined]
-    return wrapper
+model_options = option_group("settings", _SHARED, build_settings)
+"""Add the shared model flags to a typer command; it receives them as ``settings: ModelSettings``."""
