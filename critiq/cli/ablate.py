@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from critiq.cli.app import app
+from critiq.cli.data_options import DATA_HELP, DataOptions, data_options
 from critiq.cli.display import console, pct, progress_bar
 from critiq.cli.mine import flow_options
 from critiq.cli.options import model_options
@@ -24,15 +25,17 @@ METHOD_HELP = (
 @app.command()
 @model_options
 @flow_options
+@data_options
 def ablate(
-    train: Annotated[Path, typer.Argument(help="human-labelled pairs (or points) to mine on")],
-    test: Annotated[Path, typer.Option(help="human-labelled pairs (or points) to score each method on")],
+    train: Annotated[str, typer.Argument(help=f"human-labelled pairs (or points) to mine on: {DATA_HELP}")],
+    test: Annotated[str, typer.Option(help="pairs (or points) to score each method on, named as TRAIN")],
     out: Annotated[Path, typer.Option(help="output directory: ablation.md, ablation.json, one run per flow method")],
     method: Annotated[list[str] | None, typer.Option("--method", help=METHOD_HELP)] = None,
     init_criteria: Annotated[Path | None, typer.Option(help="your own initial criteria (json/jsonl/yaml)")] = None,
     max_chars: Annotated[int | None, typer.Option(min=1, help="truncate longer texts")] = None,
     flow: FlowConfig = FlowConfig(),
     settings: ModelSettings = ModelSettings(),
+    data: DataOptions = DataOptions(),
 ) -> None:
     """Run the flow, each ablation and the baselines on the same split; print and write the table.
 
@@ -47,8 +50,8 @@ def ablate(
     unknown = [m for m in method or [] if m not in METHODS]
     if unknown:
         raise CritiqError(f"--method {unknown[0]!r}: choose from {', '.join(METHODS)}")
-    train_examples = load_examples(train, max_chars=max_chars, require_labels=True)
-    test_examples = load_examples(test, max_chars=max_chars, require_labels=True)
+    train_examples = load_examples(data.source(train), max_chars=max_chars, require_labels=True)
+    test_examples = load_examples(data.source(test, sliced=False), max_chars=max_chars, require_labels=True)
     initial = load_criteria(init_criteria) if init_criteria else []
     if settings.cache_dir is None:  # --no-cache: the methods still share their answers, in the output directory
         settings = settings.model_copy(update={"cache_dir": out / "cache"})
