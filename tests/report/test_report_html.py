@@ -161,6 +161,8 @@ def test_embedded_model_banner(run_dir: Path, tmp_path: Path) -> None:
     state = json.loads(state_file.read_text())
     state["identity"] = {k: v for k, v in state["identity"].items() if not k.endswith("_model")}
     state_file.write_text(json.dumps(state))
+    annotation = json.loads((copy / "annotate.json").read_text())  # so does annotate.json
+    (copy / "annotate.json").write_text(json.dumps({k: v for k, v in annotation.items() if k != "model"}))
     (copy / "run.json").unlink()
     render_html(copy)
     assert "does not record which model" in _page(copy)  # neutral note when nothing names the model
