@@ -57,8 +57,8 @@ def run_demo(
 ) -> Path:
     """Run every step into ``out`` and return the path of the HTML report."""
     from critiq.annotate import annotate, draw_pairs
-    from critiq.data.criteria import load_criteria
     from critiq.annotate.annotator import failed_path
+    from critiq.data.criteria import load_criteria
     from critiq.llm.usage import Usage
     from critiq.rundir.annotation import record_annotation
     from critiq.rundir.selection import record_selection

@@ -11,7 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from critiq.data.models import Criterion, CriterionStats
 from critiq.io import atomic_write_bytes, atomic_write_text
 from critiq.llm.usage import Usage
-from critiq.rundir.flow import EvidenceFit, FinalCriterion, FlowCriteria, HistoryRow, PositionBias, Retrieval, Thresholds
+from critiq.rundir.flow import (
+    EvidenceFit,
+    FinalCriterion,
+    FlowCriteria,
+    HistoryRow,
+    PositionBias,
+    Retrieval,
+    Thresholds,
+)
 from critiq.rundir.flow_dir import RunDir
 from critiq.stats import interval_text, pct
 
@@ -161,7 +169,8 @@ def render_markdown(result: FlowResult) -> str:
     if result.weighted_vote is not None:
         w = result.weighted_vote
         lines.append(
-            f"- weighted vote (logistic regression, cross-validated): accuracy {pct(w.accuracy)} {interval_text(w.interval)}"
+            "- weighted vote (logistic regression, cross-validated): "
+            f"accuracy {pct(w.accuracy)} {interval_text(w.interval)}"
         )
     if result.valid_vote is not None:
         lines.append(

@@ -57,8 +57,9 @@ def recorded_models(
 ) -> list[str]:
     """The models the caller named, then those ``criteria.json``, ``annotate.json`` and ``run.json`` record, once."""
     found = list(given)
+    flow = list(criteria.models.values()) if criteria else []
     annotator = [annotation.model] if annotation and annotation.model else []
-    for name in [*(criteria.models.values() if criteria else ()), *annotator, *(notes.recorded_models() if notes else ())]:
+    for name in [*flow, *annotator, *(notes.recorded_models() if notes else [])]:
         if name and name not in found:
             found.append(name)
     return found

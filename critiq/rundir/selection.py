@@ -39,8 +39,8 @@ def record_selection(
     seed: int | None = None,
 ) -> Path:
     """Write ``selection.json`` beside ``out`` (the selected records): the budget, the sampling and the counts."""
-    method: Literal["top_k", "fraction", "tokens"] = "top_k" if top_k is not None else (
-        "fraction" if fraction is not None else "tokens"
+    method: Literal["top_k", "fraction", "tokens"] = (
+        "top_k" if top_k is not None else ("fraction" if fraction is not None else "tokens")
     )
     record = Selection(
         method=method,

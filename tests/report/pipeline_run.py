@@ -25,9 +25,9 @@ from critiq.mine.ablation import Ablation
 from critiq.mine.judge import PairAnswer, Worker
 from critiq.mine.manager import Critique, Proposal, Proposals, Reason
 from critiq.report import render_html
-from critiq.score import score_corpus, select_file
 from critiq.rundir.annotation import record_annotation
 from critiq.rundir.selection import record_selection
+from critiq.score import score_corpus, select_file
 from critiq.scorer import make_scorer
 from tests.fakes import ScriptedClient, user_text
 from tests.paths import EXAMPLES
