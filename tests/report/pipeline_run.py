@@ -25,7 +25,9 @@ from critiq.mine.ablation import Ablation
 from critiq.mine.judge import PairAnswer, Worker
 from critiq.mine.manager import Critique, Proposal, Proposals, Reason
 from critiq.report import render_html
+from critiq.rundir import RunState, read_criteria
 from critiq.rundir.annotation import record_annotation
+from critiq.rundir.save import save
 from critiq.rundir.selection import record_selection
 from critiq.score import score_corpus, select_file
 from critiq.scorer import make_scorer
@@ -139,3 +141,20 @@ def build_run(root: Path) -> Path:
     )
     render_html(root)
     return root
+
+
+def nothing_passed(run_dir: Path, copy: Path) -> Path:
+    """A copy of the run's ``mine/`` as if no criterion had reached accuracy 1.0 and the last row was unjudged,
+    rewritten through the run directory's models; returns its rendered report."""
+    shutil.copytree(run_dir / "mine", copy)
+    passed = read_criteria(copy)
+    failed = passed.model_copy(
+        update={"passed": False, "threshold": 1.0, "criteria": [], "below_threshold": passed.criteria[:2]}
+    )
+    save(copy / "criteria.json", failed.model_copy(update={"vote_of": "below_threshold"}))
+    state = RunState.model_validate_json((copy / "state.json").read_text())
+    row = state.history[-1].model_copy(update={"status": "unjudged", "failed": 9})
+    assert state.retrieval is not None
+    retrieval = state.retrieval.model_copy(update={"unjudged": ["kb_silent"]})
+    save(copy / "state.json", state.model_copy(update={"history": [*state.history[:-1], row], "retrieval": retrieval}))
+    return render_html(copy)
