@@ -17,7 +17,7 @@ def report(
         Path, typer.Argument(help="a run directory (docs/run_directory.md), a demo's, or a `critiq mine` --out")
     ],
 ) -> None:
-    """Render RUN_DIR/report.html: labels, criteria, iterations, votes, ablation, annotation, scorer, scores, selection."""
+    """Render RUN_DIR/report.html: labels, criteria, votes, ablation, annotation, scorer, scores, selection."""
     from critiq.report import render_html
 
     page = render_html(run_dir)
