@@ -57,8 +57,11 @@ def run_demo(
 ) -> Path:
     """Run every step into ``out`` and return the path of the HTML report."""
     from critiq.annotate import annotate, draw_pairs
+    from critiq.annotate.annotator import failed_path
     from critiq.data.criteria import load_criteria
-    from critiq.io import atomic_write_json
+    from critiq.llm.usage import Usage
+    from critiq.rundir.annotation import record_annotation
+    from critiq.rundir.selection import record_selection
     from critiq.score import score_corpus, select_file
     from critiq.scorer import make_scorer
 
@@ -105,8 +108,15 @@ def run_demo(
         )
     )
     spent = clients.usage.model_dump()
-    annotate_usage = {k: spent[k] - before.model_dump()[k] for k in spent}
-    atomic_write_json(out / "annotate.json", {"summary": summary.model_dump(mode="json"), "usage": annotate_usage})
+    annotate_usage = Usage(**{k: spent[k] - before.model_dump()[k] for k in spent})
+    record_annotation(
+        labeled,
+        summary,
+        annotate_usage,
+        model=clients.worker.config.model,
+        form=getattr(clients.worker, "form", None),
+        failed=failed_path(labeled),
+    )
 
     # 3. distil the n-gram Bradley–Terry scorer from the agent labels
     tick("train scorer", 0, 1)
@@ -129,15 +139,13 @@ def run_demo(
         temperature=settings.temperature,
         seed=settings.seed,
     )
-    atomic_write_json(
-        out / "selection.json",
-        {
-            "method": "fraction",
-            "fraction": settings.select_fraction,
-            "temperature": settings.temperature,
-            "seed": settings.seed,
-            "selected": chosen.n_selected,
-        },
+    record_selection(
+        out / "selected.jsonl",
+        selected=chosen.n_selected,
+        scored=chosen.n_total,
+        fraction=settings.select_fraction,
+        temperature=settings.temperature,
+        seed=settings.seed,
     )
     tick("score + select", 1, 1)
 

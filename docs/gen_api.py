@@ -21,7 +21,7 @@ OUT = Path(__file__).resolve().parent / "api.md"
 WIDTH = 100
 EXTRA = [
     ("critiq.annotate.annotator", "annotate"),
-    ("critiq.annotate.annotator", "AnnotationSummary"),
+    ("critiq.annotate", "AnnotationSummary"),
     ("critiq.llm.vllm_offline", "VLLMOfflineClient"),
     ("critiq.llm.client", "run_sync"),
     ("critiq.score", "select_file"),
@@ -32,6 +32,8 @@ EXTRA = [
     ("critiq.scorer", "EncoderScorer"),
     ("critiq.scorer", "RewardModelScorer"),
     ("critiq.report", "render_html"),
+    ("critiq.rundir", "RunFiles"),
+    ("critiq.rundir", "read_criteria"),
     ("critiq.integrations.ray", "ScorerUDF"),
     ("critiq.integrations.ray", "score_with_ray"),
     ("critiq.integrations.datatrove", "CritiqScoreFilter"),

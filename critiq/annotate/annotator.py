@@ -15,36 +15,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from pydantic import BaseModel
-
 from critiq.annotate.pair_judge import PairJudge, PerCriterionJudge
 from critiq.annotate.pipeline import judged
 from critiq.annotate.records import Agreement, record_for
-from critiq.data.models import Criterion, CriterionStats, Example
+from critiq.data.models import Criterion, Example
 from critiq.errors import CritiqError
 from critiq.io import JsonlAppender, iter_jsonl
 from critiq.mine.judge import Worker
+from critiq.rundir.annotation import AnnotationSummary
 
 log = logging.getLogger(__name__)
-
-
-class AnnotationSummary(BaseModel):
-    """Counts of a run, and agreement with human labels where the input had them.
-
-    ``asked`` counts criteria judged over the written examples; with early stop it is below
-    ``written × len(criteria)`` (``saved`` is the difference).
-    """
-
-    written: int = 0
-    skipped: int = 0
-    failed: int = 0
-    ties: int = 0
-    asked: int = 0
-    saved: int = 0
-    out: str = ""
-    early_stop: bool = False
-    criteria: dict[str, CriterionStats] = {}
-    vote: CriterionStats | None = None
 
 
 def done_ids(out: Path) -> set[str]:

@@ -20,13 +20,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from critiq.annotate.annotator import AnnotationSummary, done_ids, failed_path
+from critiq.annotate.annotator import done_ids, failed_path
 from critiq.annotate.records import Agreement
 from critiq.data.models import Criterion, Example, Pair, Point
 from critiq.errors import BudgetExceeded, CritiqError
 from critiq.io import JsonlAppender
 from critiq.llm.config import ModelConfig
 from critiq.mine.judge import SwapMode
+from critiq.rundir.annotation import AnnotationSummary
 
 log = logging.getLogger(__name__)
 

@@ -171,6 +171,7 @@ def _annotate_command(
         return
     if options.engine == "ray":
         summary = _annotate_on_ray(examples, criteria, out, settings, options)
+        _record(out, summary, None, role_config(settings).model, None)
         _print_summary(summary, criteria, out, None)
         _write_shards(summary, input_path, criteria, out, settings, options)
         return
@@ -191,8 +192,26 @@ def _annotate_command(
                 progress=lambda n: update("annotate", n, max(n, options.max_pairs or n)),
             )
         )
+    _record(out, summary, client.usage, client.config.model, _form(client))
     _print_summary(summary, criteria, out, client.usage)
     _write_shards(summary, input_path, criteria, out, settings, options)
+
+
+def _form(client: Any) -> str | None:
+    """The structured-output form the worker's requests took (JSON mode when the provider refused the schema)."""
+    form = getattr(client, "form", None)
+    memory = getattr(client, "memory", None)
+    if memory is not None and client.config.model in getattr(memory, "json_mode", ()):
+        return f"json_object (the provider refused {form})"
+    return str(form) if form is not None else None
+
+
+def _record(out: Path, summary: AnnotationSummary, usage: Usage | None, model: str, form: str | None) -> None:
+    """``annotate.json`` beside ``--out``, for ``critiq report`` (docs/run_directory.md)."""
+    from critiq.annotate.annotator import failed_path
+    from critiq.rundir.annotation import record_annotation
+
+    record_annotation(out, summary, usage, model=model, form=form, failed=failed_path(out))
 
 
 def _write_shards(

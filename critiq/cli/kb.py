@@ -6,7 +6,7 @@ import difflib
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -24,7 +24,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 KbOption = Annotated[
     Path | None, typer.Option("--kb", help="Your criteria (YAML/JSONL file or folder), merged over the bundled ones.")
@@ -42,18 +43,18 @@ def _fail(message: str) -> None:
     Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error: {escape(message)}[/red]")
 
 
-def _reports_errors(func: F) -> F:
+def _reports_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Turn a ``CritiqError`` into one red ``error:`` line and exit status 2."""
 
     @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
         except CritiqError as exc:
             _fail(str(exc))
             raise typer.Exit(2) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def _table(entries: list[KBEntry], *, descriptions: bool = False) -> Table:

@@ -160,10 +160,10 @@ def mine(
         result = critiq_flow.fit(train, valid_examples, run_dir=out, resume=resume)
     criteria_table(result.voters)
     retrieval = result.retrieval
-    if retrieval:
+    if retrieval is not None:
         console.print(
-            f"knowledge base: {len(retrieval.get('candidates', []))} of {retrieval.get('knowledge_base_size')} "
-            f"criteria judged ({retrieval.get('requests')} requests), kept {len(retrieval.get('kept', []))}"
+            f"knowledge base: {len(retrieval.candidates)} of {retrieval.knowledge_base_size} "
+            f"criteria judged ({retrieval.requests} requests), kept {len(retrieval.kept)}"
         )
     console.print(
         f"majority vote accuracy {pct(result.vote.accuracy)} · requests {result.usage.requests} · "

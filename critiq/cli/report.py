@@ -13,9 +13,11 @@ from critiq.cli.display import console
 
 @app.command()
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="a demo/pipeline run directory or a `critiq mine` --out")],
+    run_dir: Annotated[
+        Path, typer.Argument(help="a run directory (docs/run_directory.md), a demo's, or a `critiq mine` --out")
+    ],
 ) -> None:
-    """Render RUN_DIR/report.html: criteria, iterations, votes, usage, scorer accuracy, scores, selection."""
+    """Render RUN_DIR/report.html: labels, criteria, votes, ablation, annotation, scorer, scores, selection."""
     from critiq.report import render_html
 
     page = render_html(run_dir)

@@ -106,4 +106,16 @@ def select_command(
         text_field=text_field,
         token_field=token_field,
     )
+    from critiq.rundir.selection import record_selection
+
+    record_selection(
+        out,
+        selected=summary.n_selected,
+        scored=summary.n_total,
+        top_k=top_k,
+        fraction=fraction,
+        tokens=tokens,
+        temperature=temperature,
+        seed=seed,
+    )
     console.print(summary.model_dump_json())

@@ -29,9 +29,9 @@ def entries_from_run(run_dir: str | Path, kb: KnowledgeBase) -> tuple[list[KBEnt
     """The final criteria of a ``critiq mine`` run as entries to add to ``kb``, and a note on each one skipped or
     renamed (a name already in the knowledge base with the same description is skipped; with another description
     the mined one is added as ``NAME_mined``)."""
-    from critiq.mine.result import read_criteria_document
+    from critiq.rundir import read_criteria
 
-    doc = read_criteria_document(run_dir)
+    doc = read_criteria(run_dir)
     if not doc.passed or not doc.criteria:
         raise CritiqError(
             f"--from-run {run_dir}: no criterion of that run reached its threshold ({doc.threshold}); nothing to add"

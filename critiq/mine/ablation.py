@@ -12,8 +12,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
-
 from critiq.data.models import Criterion, Example
 from critiq.errors import CritiqError
 from critiq.io import atomic_write_json, atomic_write_text, write_jsonl
@@ -25,6 +23,8 @@ from critiq.mine.judge import Worker, WorkerMode
 from critiq.mine.metrics import criterion_stats
 from critiq.mine.vote import majority, vote_stats
 from critiq.prompts import Prompts
+from critiq.rundir.ablation import ABLATION_FILE, AblationRow, AblationTable
+from critiq.stats import interval_text, pct
 
 log = logging.getLogger(__name__)
 
@@ -41,23 +41,6 @@ VARIANTS: dict[str, dict[str, Any] | None] = {
 }
 METHODS = tuple(VARIANTS)
 OVERALL = Criterion(name="overall", description="Which text is better overall?", origin="user")
-
-
-class AblationRow(BaseModel):
-    """One method's result on the test split."""
-
-    method: str
-    accuracy: float | None
-    n: int
-    ci_low: float | None
-    ci_high: float | None
-    coverage: float
-    requests: int
-    prompt_tokens: int
-    completion_tokens: int
-    cache_hits: int = 0
-    criteria: list[str] = Field(default_factory=list, description="the criteria that voted on the test split")
-    passed: bool = Field(default=True, description="False: no criterion reached the threshold; the best below voted")
 
 
 class Ablation:
@@ -112,16 +95,14 @@ class Ablation:
             )
             log.info("ablation %s: accuracy %s on %d test examples", method, row.accuracy, row.n)
         write_jsonl(out / "test_judgments.jsonl", self.test_rows)
-        atomic_write_json(
-            out / "ablation.json",
-            {
-                "rows": [r.model_dump() for r in rows],
-                "train_examples": len(train),
-                "test_examples": len(test),
-                "models": {"manager": self.manager.config.model, "worker": self.worker.config.model},
-                "config": self.config.model_dump(),
-            },
+        table = AblationTable(
+            rows=rows,
+            train_examples=len(train),
+            test_examples=len(test),
+            models=self._models(),
+            config=self.config.model_dump(mode="json"),
         )
+        atomic_write_json(out / ABLATION_FILE, table.model_dump(mode="json"))
         atomic_write_text(out / "ablation.md", render_table(rows, len(train), len(test), self._models()))
         return rows
 
@@ -228,10 +209,6 @@ def _minus(after: Usage, before: Usage) -> Usage:
     return Usage(**{name: getattr(after, name) - getattr(before, name) for name in Usage.model_fields})
 
 
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1%}"
-
-
 def render_table(rows: Sequence[AblationRow], n_train: int, n_test: int, models: dict[str, str]) -> str:
     """``ablation.md``: one row per method, and what the numbers mean."""
     lines = [
@@ -244,10 +221,10 @@ def render_table(rows: Sequence[AblationRow], n_train: int, n_test: int, models:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        interval = "–" if r.ci_low is None else f"[{r.ci_low:.2f}, {r.ci_high:.2f}]"
+        interval = interval_text(None if r.ci_low is None or r.ci_high is None else (r.ci_low, r.ci_high))
         names = ", ".join(r.criteria) + ("" if r.passed else " (below threshold: none passed)")
         lines.append(
-            f"| {r.method} | {_pct(r.accuracy)} | {interval} | {_pct(r.coverage)} | {r.n} | {r.requests} | "
+            f"| {r.method} | {pct(r.accuracy)} | {interval} | {pct(r.coverage)} | {r.n} | {r.requests} | "
             f"{r.prompt_tokens} | {r.completion_tokens} | {names} |"
         )
     lines += [

@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from critiq.mine.state import Evidence
+from critiq.rundir.flow import Evidence, EvidenceFit
 
 log = logging.getLogger(__name__)
 
@@ -144,20 +144,22 @@ class EvidenceFitter:
                 )
                 self._warned = True
 
-    def restore(self, summary: dict[str, Any]) -> None:
+    def restore(self, summary: EvidenceFit | None) -> None:
         """Continue the counts of an earlier attempt of the same run (resume)."""
-        self.requests = int(summary.get("requests", 0))
-        self.trimmed = int(summary.get("requests_trimmed", 0))
+        if summary is None:
+            return
+        self.requests = summary.requests
+        self.trimmed = summary.requests_trimmed
         if self.requests:
-            self.fewest = summary.get("fewest_used")
+            self.fewest = summary.fewest_used
 
-    def summary(self, total: int, source: str) -> dict[str, Any]:
-        """What ``report.md`` says about the evidence: how many notes reached the manager's requests."""
-        return {
-            "notes": total,
-            "context": self.context,
-            "context_source": source,
-            "requests": self.requests,
-            "requests_trimmed": self.trimmed,
-            "fewest_used": total if self.fewest is None else self.fewest,
-        }
+    def summary(self, total: int, source: str) -> EvidenceFit:
+        """What the report says about the evidence: how many notes reached the manager's requests."""
+        return EvidenceFit(
+            notes=total,
+            context=self.context,
+            context_source=source,
+            requests=self.requests,
+            requests_trimmed=self.trimmed,
+            fewest_used=total if self.fewest is None else self.fewest,
+        )

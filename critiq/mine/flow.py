@@ -31,19 +31,11 @@ from critiq.mine.judge import Worker
 from critiq.mine.manager import Manager
 from critiq.mine.metrics import criterion_stats, position_bias
 from critiq.mine.result import FlowResult, write_outputs
-from critiq.mine.state import (
-    HistoryRow,
-    RunDir,
-    RunState,
-    Slot,
-    Status,
-    data_digest,
-    fingerprint,
-    identity_changes,
-    settings_digest,
-)
+from critiq.mine.state import data_digest, fingerprint, identity_changes, settings_digest
 from critiq.mine.vote import majority, vote_matrix, vote_stats, weighted_vote_stats
 from critiq.prompts import Prompts
+from critiq.rundir.flow import HistoryRow, PositionBias, Retrieval, RunState, Slot, Status
+from critiq.rundir.flow_dir import RunDir
 
 __all__ = ["CritiQFlow", "FlowConfig", "JudgeMode", "SwapMode"]
 
@@ -133,7 +125,7 @@ class CritiQFlow:
             appender.write({"key": key, "judgment": judgment.model_dump()})
             written += 1
             if written % 10 == 0:  # keep usage.json close to the truth should the process be killed
-                run.write("usage.json", self._total_usage(state).model_dump())
+                run.write("usage.json", self._total_usage(state))
 
         worker.on_judgment = scout.on_judgment = on_judgment
         try:
@@ -144,7 +136,7 @@ class CritiQFlow:
             raise
         finally:
             appender.close()
-            run.write("usage.json", self._total_usage(state).model_dump())
+            run.write("usage.json", self._total_usage(state))
         log.info(
             "flow finished: %d criteria passed, %d requests, %d cache hits",
             len(result.criteria),
@@ -190,18 +182,20 @@ class CritiQFlow:
                 await self._evaluate(state, train, worker)
                 state.phase = "done" if final_round else "reflect"
                 self._checkpoint(state, run)
-                run.write(
-                    f"iterations/iteration_{state.iteration}.json",
-                    [row.model_dump() for row in state.history if row.iteration == state.iteration],
-                )
+                self._write_iteration(state, run)
             if state.phase == "reflect":
                 await self._reflect(state, run, train, worker, manager)
+                self._write_iteration(state, run)  # now with the wrong cases critiqued
             if final_round:
                 state.step = "done"
             else:
                 state.iteration += 1
                 state.phase = "evaluate"
             self._checkpoint(state, run)
+
+    def _write_iteration(self, state: RunState, run: RunDir) -> None:
+        rows = [row for row in state.history if row.iteration == state.iteration]
+        run.write(f"iterations/iteration_{state.iteration}.json", rows)
 
     async def _initial(
         self, state: RunState, run: RunDir, train: list[Example], worker: Worker, scout: Worker, manager: Manager
@@ -246,17 +240,17 @@ class CritiQFlow:
         keep = self.config.kb_keep if self.config.kb_keep is not None else self.config.n_criteria
         rated = {name: s for name, s in stats.items() if name not in unjudged}
         kept = rank_by_accuracy(rated, min_accuracy=self.config.low, top=min(keep, room), seed=self.config.seed)
-        state.retrieval = {
-            "knowledge_base_size": kb_size,
-            "candidates": [c.name for c in candidates],
-            "judgments": len(candidates) * len(train),
-            "requests": scout.client.usage.requests - before,
-            "threshold": self.config.low,
-            "kept": kept,
-            "accuracy": {n: s.accuracy for n, s in stats.items()},
-            "failed": {n: f for n, f in failed.items() if f},
-            "unjudged": unjudged,
-        }
+        state.retrieval = Retrieval(
+            knowledge_base_size=kb_size,
+            candidates=[c.name for c in candidates],
+            judgments=len(candidates) * len(train),
+            requests=scout.client.usage.requests - before,
+            threshold=self.config.low,
+            kept=kept,
+            accuracy={n: s.accuracy for n, s in stats.items()},
+            failed={n: f for n, f in failed.items() if f},
+            unjudged=unjudged,
+        )
         by_name = {c.name: c for c in candidates}
         return [by_name[n].model_copy(update={"stats": stats[n]}) for n in kept]
 
@@ -409,7 +403,7 @@ class CritiQFlow:
             failures={c.name: _failures(worker.verdicts(c, train)) for c in voters},
             vote=vote,
             weighted_vote=weighted,
-            position_bias=position_bias(raw),
+            position_bias=PositionBias.model_validate(position_bias(raw)),
             history=state.history,
             retrieval=state.retrieval,
             evidence=state.evidence,
@@ -487,7 +481,7 @@ class CritiQFlow:
         self._sync_evidence(state)
         total = self._total_usage(state)
         run.save(state.model_copy(update={"usage_before": total}))
-        run.write("usage.json", total.model_dump())
+        run.write("usage.json", total)
 
     def _total_usage(self, state: RunState) -> Usage:
         """Spent by earlier attempts plus this one (manager and worker counted once when they share a counter)."""

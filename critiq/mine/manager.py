@@ -22,8 +22,8 @@ from critiq.knowledge.text import jaccard, name_words
 from critiq.llm.protocol import ChatClient, Completion
 from critiq.llm.structured import Reply
 from critiq.mine.evidence import EvidenceFitter, Messages
-from critiq.mine.state import Evidence
 from critiq.prompts import Prompts, fence
+from critiq.rundir.flow import Evidence
 
 log = logging.getLogger(__name__)
 

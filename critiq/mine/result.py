@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 from pathlib import Path
 from typing import Any
@@ -10,10 +9,19 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from critiq.data.models import Criterion, CriterionStats
-from critiq.errors import CritiqError
 from critiq.io import atomic_write_bytes, atomic_write_text
 from critiq.llm.usage import Usage
-from critiq.mine.state import HistoryRow, RunDir
+from critiq.rundir.flow import (
+    EvidenceFit,
+    FinalCriterion,
+    FlowCriteria,
+    HistoryRow,
+    PositionBias,
+    Retrieval,
+    Thresholds,
+)
+from critiq.rundir.flow_dir import RunDir
+from critiq.stats import interval_text, pct
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +42,10 @@ class FlowResult(BaseModel):
     failures: dict[str, int] = Field(default_factory=dict, description="failed judgments per voting criterion")
     vote: CriterionStats
     weighted_vote: CriterionStats | None = None
-    position_bias: dict[str, Any] = Field(default_factory=dict)
+    position_bias: PositionBias = Field(default_factory=PositionBias)
     history: list[HistoryRow] = Field(default_factory=list)
-    retrieval: dict[str, Any] = Field(default_factory=dict)
-    evidence: dict[str, Any] = Field(default_factory=dict, description="how much human evidence reached the manager")
+    retrieval: Retrieval | None = None
+    evidence: EvidenceFit | None = Field(default=None, description="how much human evidence reached the manager")
     valid_criteria: dict[str, CriterionStats] | None = None
     valid_vote: CriterionStats | None = None
     usage: Usage = Field(default_factory=Usage)
@@ -66,79 +74,41 @@ class FlowResult(BaseModel):
         return self.report()
 
 
-class CriteriaDocument(BaseModel):
-    """``criteria.json`` read back: what ``kb add --from-run`` and other readers of a run need."""
-
-    passed: bool = True
-    threshold: float | None = None
-    criteria: list[Criterion]
-    below_threshold: list[Criterion] = Field(default_factory=list)
-    models: dict[str, str] = Field(default_factory=dict)
-    task: str = ""
-    domains: list[str] = Field(default_factory=list)
-    data_kind: str = "pairs"
-    language: str = "en"
-
-
-def read_criteria_document(run_dir: str | Path) -> CriteriaDocument:
-    """The ``criteria.json`` of a ``critiq mine`` run directory (or of its ``mine/`` folder)."""
-    root = Path(run_dir)
-    path = next((p for p in (root / "criteria.json", root / "mine" / "criteria.json") if p.is_file()), None)
-    if path is None:
-        raise CritiqError(f"{root}: no criteria.json (is it a finished `critiq mine` run directory?)")
-    try:
-        return CriteriaDocument.model_validate_json(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        first = str(error).splitlines()[0]
-        raise CritiqError(f"{path}: unreadable criteria file ({first})") from None
-
-
-def criteria_document(result: FlowResult) -> dict[str, Any]:
-    """``criteria.json``: final criteria with stats and each one's history of versions."""
-    lines: dict[str, list[dict[str, Any]]] = {}
+def criteria_document(result: FlowResult) -> FlowCriteria:
+    """``criteria.json``: final criteria (or the best below the threshold) with stats, failures and their lines."""
+    lines: dict[int, list[HistoryRow]] = {}
     for row in result.history:
-        lines.setdefault(str(row.slot), []).append(row.model_dump())
+        lines.setdefault(row.slot, []).append(row)
     slot_of = {(row.name, row.description): row.slot for row in result.history}
 
-    def entry(c: Criterion) -> dict[str, Any]:
-        history = lines.get(str(slot_of.get((c.name, c.description))), [])
-        return {**c.model_dump(mode="json"), "failed": result.failures.get(c.name, 0), "history": history}
+    def entry(c: Criterion) -> FinalCriterion:
+        history = lines.get(slot_of.get((c.name, c.description), -1), [])
+        return FinalCriterion(**c.model_dump(), failed=result.failures.get(c.name, 0), history=history)
 
-    return {
-        "passed": result.passed,
-        "threshold": result.threshold,
-        "criteria": [entry(c) for c in result.criteria],
-        "below_threshold": [entry(c) for c in result.below_threshold],
-        "vote_of": "criteria" if result.passed else "below_threshold",
-        "vote": result.vote.model_dump(mode="json"),
-        "weighted_vote": result.weighted_vote.model_dump(mode="json") if result.weighted_vote else None,
-        "thresholds": {"low": result.config.get("low"), "high": result.config.get("high")},
-        "position_bias": result.position_bias,
-        "valid_vote": result.valid_vote.model_dump(mode="json") if result.valid_vote else None,
-        "models": result.models,
-        "task": result.task,
-        "domains": result.domains,
-        "data_kind": result.data_kind,
-        "language": result.config.get("language", "en"),
-        "evidence": result.evidence,
-        "retrieval": result.retrieval,
-    }
-
-
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1%}"
-
-
-def _interval(stats: CriterionStats | None) -> str:
-    if stats is None or stats.interval is None:
-        return "–"
-    low, high = stats.interval
-    return f"[{low:.2f}, {high:.2f}]"
+    return FlowCriteria(
+        passed=result.passed,
+        threshold=result.threshold,
+        criteria=[entry(c) for c in result.criteria],
+        below_threshold=[entry(c) for c in result.below_threshold],
+        vote_of="criteria" if result.passed else "below_threshold",
+        vote=result.vote,
+        weighted_vote=result.weighted_vote,
+        thresholds=Thresholds(low=result.config.get("low"), high=result.config.get("high")),
+        position_bias=result.position_bias,
+        valid_vote=result.valid_vote,
+        models=result.models,
+        task=result.task,
+        domains=result.domains,
+        data_kind=result.data_kind,
+        language=result.config.get("language", "en"),
+        evidence=result.evidence,
+        retrieval=result.retrieval,
+    )
 
 
 def headline(result: FlowResult) -> str:
     """The report's first line: whether any criterion passed the threshold."""
-    threshold = _pct(result.threshold)
+    threshold = pct(result.threshold)
     if result.passed:
         return f"# CritiQ Flow report: {len(result.criteria)} criteria reached accuracy {threshold}"
     return (
@@ -155,24 +125,23 @@ def _criteria_rows(criteria: list[Criterion], failures: dict[str, int]) -> list[
     for c in criteria:
         s = c.stats or CriterionStats()
         rows.append(
-            f"| {c.name} | {c.origin} | {_pct(s.accuracy)} | {_interval(s)} | {_pct(s.coverage)} | {s.n} | "
+            f"| {c.name} | {c.origin} | {pct(s.accuracy)} | {interval_text(s.interval)} | {pct(s.coverage)} | {s.n} | "
             f"{failures.get(c.name, 0)} | {c.description.replace('|', '/')} |"
         )
     return rows
 
 
-def evidence_line(evidence: dict[str, Any]) -> str | None:
+def evidence_line(evidence: EvidenceFit | None) -> str | None:
     """How much of the human evidence reached the manager's propose and rewrite requests."""
-    if not evidence:
+    if evidence is None:
         return None
-    notes, fewest = evidence.get("notes", 0), evidence.get("fewest_used", 0)
-    where = f"context {evidence.get('context')} tokens, from {evidence.get('context_source')}"
-    if not evidence.get("requests_trimmed"):
-        return f"- all {notes} human-evidence notes reached every propose and rewrite request ({where})"
+    where = f"context {evidence.context} tokens, from {evidence.context_source}"
+    if not evidence.requests_trimmed:
+        return f"- all {evidence.notes} human-evidence notes reached every propose and rewrite request ({where})"
     return (
-        f"- the manager's context held only part of the human evidence: {evidence['requests_trimmed']} of "
-        f"{evidence.get('requests')} propose/rewrite requests carried fewer than all {notes} notes (at least "
-        f"{fewest}, balanced across labels and domains; {where})"
+        f"- the manager's context held only part of the human evidence: {evidence.requests_trimmed} of "
+        f"{evidence.requests} propose/rewrite requests carried fewer than all {evidence.notes} notes (at least "
+        f"{evidence.fewest_used}, balanced across labels and domains; {where})"
     )
 
 
@@ -184,7 +153,7 @@ def render_markdown(result: FlowResult) -> str:
         lines += [
             "## Best criteria below the threshold (not final)",
             "",
-            f"No criterion reached accuracy {_pct(result.threshold)} on the training examples; `criteria.json` "
+            f"No criterion reached accuracy {pct(result.threshold)} on the training examples; `criteria.json` "
             "holds no final criteria. These are the best below it:",
             "",
             *_criteria_rows(result.below_threshold, result.failures),
@@ -194,44 +163,42 @@ def render_markdown(result: FlowResult) -> str:
         "",
         f"## Votes on the training examples (of the {voters})",
         "",
-        f"- majority vote: accuracy {_pct(result.vote.accuracy)} {_interval(result.vote)}, "
-        f"coverage {_pct(result.vote.coverage)} (ties give no label)",
+        f"- majority vote: accuracy {pct(result.vote.accuracy)} {interval_text(result.vote.interval)}, "
+        f"coverage {pct(result.vote.coverage)} (ties give no label)",
     ]
     if result.weighted_vote is not None:
         w = result.weighted_vote
         lines.append(
-            f"- weighted vote (logistic regression, cross-validated): accuracy {_pct(w.accuracy)} {_interval(w)}"
+            "- weighted vote (logistic regression, cross-validated): "
+            f"accuracy {pct(w.accuracy)} {interval_text(w.interval)}"
         )
     if result.valid_vote is not None:
         lines.append(
-            f"- validation majority vote: accuracy {_pct(result.valid_vote.accuracy)} "
-            f"{_interval(result.valid_vote)}, coverage {_pct(result.valid_vote.coverage)}"
+            f"- validation majority vote: accuracy {pct(result.valid_vote.accuracy)} "
+            f"{interval_text(result.valid_vote.interval)}, coverage {pct(result.valid_vote.coverage)}"
         )
     bias = result.position_bias
     lines += [
         "",
         "## Position bias",
         "",
-        f"- verdict flips with order: {_pct(bias.get('flip_rate'))} of {bias.get('cells_in_both_orders', 0)} "
-        "cells judged in both orders",
-        f"- first-shown text picked: {_pct(bias.get('first_position_rate'))} of {bias.get('answers', 0)} answers",
+        f"- verdict flips with order: {pct(bias.flip_rate)} of {bias.cells_in_both_orders} cells judged in both orders",
+        f"- first-shown text picked: {pct(bias.first_position_rate)} of {bias.answers} answers",
     ]
     evidence = evidence_line(result.evidence)
     if evidence:
         lines += ["", "## Human evidence", "", evidence]
-    if result.retrieval:
+    if result.retrieval is not None:
         r = result.retrieval
-        unjudged = r.get("unjudged") or []
         lines += [
             "",
             "## Knowledge-base retrieval",
             "",
-            f"- {len(r.get('candidates', []))} of {r.get('knowledge_base_size')} criteria judged "
-            f"({r.get('judgments')} judgments, {r.get('requests')} requests); kept (accuracy above "
-            f"{_pct(r.get('threshold'))}): {', '.join(r.get('kept', [])) or 'none'}",
+            f"- {len(r.candidates)} of {r.knowledge_base_size} criteria judged ({r.judgments} judgments, "
+            f"{r.requests} requests); kept (accuracy above {pct(r.threshold)}): {', '.join(r.kept) or 'none'}",
         ]
-        if unjudged:
-            lines.append(f"- unjudged (too many failed judgments): {', '.join(unjudged)}")
+        if r.unjudged:
+            lines.append(f"- unjudged (too many failed judgments): {', '.join(r.unjudged)}")
     lines += [
         "",
         "## Iterations",
@@ -242,7 +209,7 @@ def render_markdown(result: FlowResult) -> str:
     for row in result.history:
         reflection = f"critiqued {row.critiqued} of {row.wrong} wrong cases" if row.wrong is not None else ""
         lines.append(
-            f"| {row.iteration} | {row.name} | {row.origin} | {_pct(row.accuracy)} | {_pct(row.coverage)} | "
+            f"| {row.iteration} | {row.name} | {row.origin} | {pct(row.accuracy)} | {pct(row.coverage)} | "
             f"{row.failed} | {row.status} | {reflection} |"
         )
     u = result.usage
@@ -260,43 +227,11 @@ def render_markdown(result: FlowResult) -> str:
 
 
 def accuracy_plot(result: FlowResult) -> bytes | None:
-    """PNG: accuracy of each criterion line per iteration, with the vote accuracy and position bias in the title.
+    """PNG: accuracy of each criterion line per iteration, the thresholds and the majority vote (the report's plot)."""
+    from critiq.report.plots import accuracy_per_iteration
 
-    Drawn on a bare :class:`matplotlib.figure.Figure`: the caller's backend (a notebook's) is never switched.
-    """
-    if not result.history:
-        return None
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 4), dpi=100)
-    ax = fig.subplots()
-    lines: dict[int, list[tuple[int, float]]] = {}
-    labels: dict[int, str] = {}
-    for row in result.history:
-        if row.accuracy is not None:
-            lines.setdefault(row.slot, []).append((row.iteration, row.accuracy))
-            labels[row.slot] = row.name
-    for slot, points in sorted(lines.items()):
-        xs, ys = zip(*points, strict=True)
-        ax.plot(xs, ys, marker="o", label=labels[slot][:28])
-    for level in (result.config.get("low"), result.config.get("high")):
-        if level is not None:
-            ax.axhline(level, color="grey", linestyle=":", linewidth=1)
-    if result.vote.accuracy is not None:
-        ax.axhline(result.vote.accuracy, color="black", linestyle="--", linewidth=1, label="majority vote")
-    flip = result.position_bias.get("flip_rate")
-    ax.set_title(
-        f"criterion accuracy per iteration (vote {_pct(result.vote.accuracy)}, flips {_pct(flip)})", fontsize=10
-    )
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("accuracy (non-none verdicts)")
-    ax.set_ylim(0, 1.05)
-    if lines:
-        ax.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
+    thresholds = (result.config.get("low"), result.config.get("high"))
+    return accuracy_per_iteration(result.history, thresholds=thresholds, vote=result.vote.accuracy)
 
 
 def write_outputs(result: FlowResult, run: RunDir) -> None:

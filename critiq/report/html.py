@@ -1,6 +1,6 @@
 """One self-contained HTML page for a pipeline run directory (``critiq report RUN_DIR``).
 
-Reads what the run left behind (every part may be missing; see :mod:`critiq.report.rundir`) and renders the
+Reads what the run left behind through :mod:`critiq.rundir` (every part may be missing) and renders the
 templates in ``critiq/report/templates/``. Every value taken from the run is HTML-escaped by the templates (texts are
 untrusted); the page loads nothing from elsewhere, and a content security policy forbids scripts. Figures are
 embedded as data URIs and also saved under ``RUN_DIR/figures/``.
@@ -19,14 +19,21 @@ from critiq.io import atomic_write_bytes, atomic_write_text
 from critiq.report import plots
 from critiq.report.lines import criterion_lines, history_rows
 from critiq.report.render import render
-from critiq.report.rundir import Annotation, FlowCriteria, FlowState, HistoryRow, RunFiles, RunNotes
 from critiq.report.scores import read_scores, score_stats
+from critiq.rundir.annotation import Annotation
+from critiq.rundir.flow import FlowCriteria, HistoryRow, RunState
+from critiq.rundir.notes import RunNotes
+from critiq.rundir.reader import RunFiles
 
 log = logging.getLogger(__name__)
 
 REPORT_FILE = "report.html"
 FIGURES_DIR = "figures"
 EMBEDDED_MARKERS = ("smollm2",)
+SETTINGS_SHOWN = (
+    "task", "n_criteria", "iterations", "low", "high", "threshold", "swap", "judge", "reflection", "use_kb",
+    "kb_candidates", "kb_keep", "max_critiques", "manager_temperature", "min_success", "margin", "language", "seed",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -45,10 +52,14 @@ def figure(run: RunFiles, name: str, png: bytes | None, alt: str) -> Figure | No
     return Figure(f"data:image/png;base64,{base64.b64encode(png).decode('ascii')}", alt)
 
 
-def recorded_models(given: Sequence[str], criteria: FlowCriteria | None, notes: RunNotes | None) -> list[str]:
-    """The models the caller named, then those ``criteria.json`` and ``run.json`` record, each once."""
+def recorded_models(
+    given: Sequence[str], criteria: FlowCriteria | None, annotation: Annotation | None, notes: RunNotes | None
+) -> list[str]:
+    """The models the caller named, then those ``criteria.json``, ``annotate.json`` and ``run.json`` record, once."""
     found = list(given)
-    for name in [*(criteria.models.values() if criteria else ()), *(notes.recorded_models() if notes else ())]:
+    flow = list(criteria.models.values()) if criteria else []
+    annotator = [annotation.model] if annotation and annotation.model else []
+    for name in [*flow, *annotator, *(notes.recorded_models() if notes else [])]:
         if name and name not in found:
             found.append(name)
     return found
@@ -61,17 +72,30 @@ def uses_embedded(models: Sequence[str], annotation: Annotation | None, notes: R
     return bool(annotation and annotation.uses_local_model) or bool(notes and notes.uses_local_model)
 
 
+def settings(state: RunState | None) -> dict[str, object]:
+    """The flow settings the report shows, from the checkpoint's ``config``."""
+    config = state.config if state else {}
+    return {key: config[key] for key in SETTINGS_SHOWN if config.get(key) is not None}
+
+
+def unjudged(history: Sequence[HistoryRow], state: RunState | None, criteria: FlowCriteria | None) -> list[str]:
+    """Criteria rated ``unjudged`` (too few judgments succeeded) in an iteration or in the retrieval, each once."""
+    retrieval = (state.retrieval if state else None) or (criteria.retrieval if criteria else None)
+    names = [row.name for row in history if row.status == "unjudged"] + (retrieval.unjudged if retrieval else [])
+    return list(dict.fromkeys(names))
+
+
 def accuracy_figure(
-    run: RunFiles, criteria: FlowCriteria | None, state: FlowState | None, history: list[HistoryRow]
+    run: RunFiles, criteria: FlowCriteria | None, state: RunState | None, history: list[HistoryRow]
 ) -> Figure | None:
     """Accuracy per iteration of each line, with the thresholds (``criteria.json``'s, else the flow settings')."""
-    thresholds = criteria.thresholds if criteria and criteria.thresholds else state.config if state else None
+    if criteria and criteria.thresholds:
+        thresholds = (criteria.thresholds.low, criteria.thresholds.high)
+    else:
+        config = state.config if state else {}
+        thresholds = (config.get("low"), config.get("high"))
     vote = criteria.vote.accuracy if criteria and criteria.vote else None
-    png = plots.accuracy_per_iteration(
-        history,
-        thresholds=(thresholds.low, thresholds.high) if thresholds else (),
-        vote=vote,
-    )
+    png = plots.accuracy_per_iteration(history, thresholds=thresholds, vote=vote)
     return figure(run, "accuracy.png", png, "accuracy per iteration")
 
 
@@ -83,17 +107,17 @@ def render_html(run_dir: str | Path, *, models: Sequence[str] = ()) -> Path:
     run = RunFiles.locate(Path(run_dir))
     criteria, state, flow_usage = run.criteria(), run.state(), run.flow_usage()
     annotation, scorer, selection, notes = run.annotation(), run.scorer(), run.selection(), run.notes()
-    labels = run.label_counts()
+    labels, human, ablation = run.label_counts(), run.human_labels(), run.ablation()
     scored = read_scores(run)
-    parts = (criteria, state, annotation, scorer, selection, labels, scored.scores)
+    parts = (criteria, state, annotation, scorer, selection, labels, human, ablation, scored.scores)
     if all(part is None for part in parts) and not scored.source:
         problems = "; ".join(run.problems)
         raise CritiqError(
-            f"{run.root}: nothing to report (no mine/criteria.json, labeled.jsonl, scorer/, "
-            f"scored.parquet or selected.jsonl){' — ' + problems if problems else ''}"
+            f"{run.root}: nothing to report (no mine/criteria.json, pairs.jsonl, labeled.jsonl, scorer/, "
+            f"scored.parquet, selected.jsonl or ablation.json){' — ' + problems if problems else ''}"
         )
     history = history_rows(run, state, criteria)
-    found = recorded_models(models, criteria, notes)
+    found = recorded_models(models, criteria, annotation, notes)
     score_figure = None
     if scored.scores is not None:
         selected = scored.selected_scores
@@ -109,11 +133,16 @@ def render_html(run_dir: str | Path, *, models: Sequence[str] = ()) -> Path:
         flow=criteria,
         lines=criterion_lines(criteria, history),
         history=history,
+        unjudged=unjudged(history, state, criteria),
         accuracy_figure=accuracy_figure(run, criteria, state, history),
-        state=state,
+        retrieval=(state.retrieval if state else None) or (criteria.retrieval if criteria else None),
+        evidence=(criteria.evidence if criteria else None) or (state.evidence if state else None),
+        settings=settings(state),
         flow_usage=flow_usage,
         annotation=annotation,
         labels=labels,
+        human=human,
+        ablation=ablation,
         scorer=scorer,
         scores=score_stats(scored.scores) if scored.scores is not None else None,
         score_figure=score_figure,

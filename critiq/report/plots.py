@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from critiq.report.rundir import HistoryRow
+from critiq.rundir.flow import HistoryRow
 
 
 def _figure(width: float, height: float) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from critiq.io import iter_jsonl
-from critiq.report.rundir import RunFiles
+from critiq.rundir.reader import RunFiles
 
 EXAMPLES_SHOWN = 5
 EXAMPLE_CHARS = 700

@@ -3,7 +3,8 @@
 Importing this package never imports torch; the neural scorers import it when they are used.
 """
 
-from critiq.scorer.base import SCORERS, FitReport, Scorer, make_scorer, register, scorer_class
+from critiq.rundir.scorer import FitReport
+from critiq.scorer.base import SCORERS, Scorer, make_scorer, register, scorer_class
 from critiq.scorer.encoder import EncoderScorer
 from critiq.scorer.ngram import NgramScorer
 from critiq.scorer.reward_model import RewardModelScorer

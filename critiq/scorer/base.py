@@ -12,58 +12,15 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
-from pydantic import BaseModel
 
 from critiq.errors import CritiqError, InputError
 from critiq.io import atomic_write_json
+from critiq.rundir.scorer import MANIFEST, MANIFEST_VERSION, FitReport, ScorerManifest
 from critiq.scorer.data import PairLike, Preferences, split, to_preferences
 from critiq.scorer.length import LengthAdjust
 from critiq.stats import wilson_interval
 
 logger = logging.getLogger(__name__)
-
-MANIFEST = "scorer.json"
-MANIFEST_VERSION = 1
-
-
-class FitReport(BaseModel):
-    """What a fit did: sizes, held-out pairwise accuracy with its 95% Wilson interval, time, and how much the scores
-    follow text length on the held-out pairs (:mod:`critiq.scorer.length`).
-
-    ``length_spearman``: Spearman correlation of the scores with text length; ``shorter_won_accuracy``: accuracy on
-    the ``shorter_won_n`` pairs whose shorter text was preferred; ``longer_won_share``: how often the labels
-    preferred the longer text. ``length_control``: length was fitted as a covariate (weight ``length_weight`` per
-    standard deviation of log length) and left out of the scores.
-    """
-
-    kind: str
-    n_train: int
-    n_valid: int
-    skipped: int = 0
-    accuracy: float | None = None
-    interval: tuple[float, float] | None = None
-    train_seconds: float
-    length_control: bool = False
-    length_weight: float | None = None
-    length_spearman: float | None = None
-    shorter_won_n: int = 0
-    shorter_won_accuracy: float | None = None
-    longer_won_share: float | None = None
-
-    def summary(self) -> str:
-        if self.accuracy is None or self.interval is None:
-            held_out = "no held-out pairs"
-        else:
-            lo, hi = self.interval
-            held_out = f"held-out accuracy {self.accuracy:.3f} [{lo:.3f}, {hi:.3f}] on {self.n_valid} pairs"
-        text = f"{self.kind}: trained on {self.n_train} pairs in {self.train_seconds:.1f}s, {held_out}"
-        if self.length_spearman is not None:
-            text += f"; score–length Spearman {self.length_spearman:+.2f}"
-        if self.shorter_won_accuracy is not None:
-            text += f", accuracy {self.shorter_won_accuracy:.3f} where the shorter text won ({self.shorter_won_n})"
-        if self.length_control:
-            text += "; length controlled"
-        return text
 
 
 def pairwise_accuracy(chosen_scores: np.ndarray, rejected_scores: np.ndarray) -> tuple[int, int]:
@@ -164,14 +121,14 @@ class Scorer(ABC):
         path.mkdir(parents=True, exist_ok=True)
         (path / MANIFEST).unlink(missing_ok=True)
         self._save(path)
-        manifest = {
-            "kind": self.kind,
-            "version": MANIFEST_VERSION,
-            "config": self.config(),
-            "fit_report": self.fit_report.model_dump(mode="json") if self.fit_report else None,
-            "length_adjust": self.length_adjust.model_dump() if self.length_adjust else None,
-        }
-        atomic_write_json(path / MANIFEST, manifest)
+        manifest = ScorerManifest(
+            kind=self.kind,
+            version=MANIFEST_VERSION,
+            config=self.config(),
+            fit_report=self.fit_report,
+            length_adjust=self.length_adjust.model_dump() if self.length_adjust else None,
+        )
+        atomic_write_json(path / MANIFEST, manifest.model_dump(mode="json"))
         return path
 
     @classmethod
@@ -192,11 +149,11 @@ class Scorer(ABC):
         scorer_cls = scorer_class(manifest["kind"])
         if cls is not Scorer and not issubclass(scorer_cls, cls):
             raise InputError(f"holds a {manifest['kind']} scorer, not a {cls.kind} one", source=str(path))
-        scorer = scorer_cls._load(path, dict(manifest.get("config") or {}))
-        if manifest.get("fit_report"):
-            scorer.fit_report = FitReport.model_validate(manifest["fit_report"])
-        if manifest.get("length_adjust"):
-            scorer.length_adjust = LengthAdjust.model_validate(manifest["length_adjust"])
+        parsed = ScorerManifest.model_validate(manifest)
+        scorer = scorer_cls._load(path, dict(parsed.config or {}))
+        scorer.fit_report = parsed.fit_report
+        if parsed.length_adjust:
+            scorer.length_adjust = LengthAdjust.model_validate(parsed.length_adjust)
         return scorer
 
     def as_map_fn(

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from critiq.llm.local import LOCAL_MODEL
+from critiq.rundir import Annotation, Selection
 from tests.paths import EXAMPLES
 
 
@@ -85,6 +86,10 @@ def test_cli_pipeline_on_the_embedded_model(tmp_path: Path, local_server: Any) -
     assert "`error_handling`" in (tmp_path / "labeled-shards" / "README.md").read_text()
     assert all(set(r["votes"]) == {"error_handling"} for r in labeled)
     assert all(r["preferred"] in ("a", "b", None) for r in labeled)
+    annotation = Annotation.model_validate_json((tmp_path / "annotate.json").read_text())  # beside --out
+    assert annotation.summary is not None and annotation.summary.written == 6
+    assert annotation.usage is not None and annotation.usage.requests + annotation.usage.cache_hits >= 6
+    assert annotation.model == LOCAL_MODEL and annotation.form is not None
 
     # the tiny model may tie or agree on everything: train on its labels plus the bundled human pairs
     train = tmp_path / "train.jsonl"
@@ -117,6 +122,12 @@ def test_cli_pipeline_on_the_embedded_model(tmp_path: Path, local_server: Any) -
     selected = [json.loads(line) for line in (tmp_path / "selected.jsonl").read_text().splitlines()]
     best = sorted(scored, key=lambda r: -r["score"])[:3]
     assert {r["id"] for r in selected} == {r["id"] for r in best}
+    selection = Selection.model_validate_json((tmp_path / "selection.json").read_text())
+    assert (selection.method, selection.k, selection.selected, selection.scored) == ("top_k", 3, 3, len(rows))
 
     result = _critiq("report", str(tmp_path), cwd=tmp_path)
     assert (tmp_path / "report.html").exists() and "report.html" in result.stdout + result.stderr
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "<p>6 pairs labelled," in page and "used the embedded model" in page  # annotate.json names the model
+    assert f"asked in the <code>{annotation.form}</code> form" in page
+    assert "method top_k (k = 3)" in page and "3 records selected" in page

@@ -335,9 +335,9 @@ def test_retrieval_keeps_what_the_worker_gets_right(tmp_path: Any) -> None:
         final_threshold=0.0,
     )
     result = CritiQFlow(config, manager=client, worker=client).fit(PAIRS, run_dir=tmp_path / "run")  # type: ignore[arg-type]
-    assert result.retrieval["kept"] == ["kb_right_one", "kb_mostly_two"]
-    assert {"kb_right_one", "kb_mostly_two", "kb_wrong_three"} <= set(result.retrieval["candidates"])
-    assert result.retrieval["requests"] == len(result.retrieval["candidates"]) * len(PAIRS)
+    assert result.retrieval.kept == ["kb_right_one", "kb_mostly_two"]
+    assert {"kb_right_one", "kb_mostly_two", "kb_wrong_three"} <= set(result.retrieval.candidates)
+    assert result.retrieval.requests == len(result.retrieval.candidates) * len(PAIRS)
     assert [c.name for c in result.criteria] == ["kb_right_one", "kb_mostly_two"]
     assert all(c.origin == "knowledge_base" for c in result.criteria)
     assert "Knowledge-base retrieval" in (tmp_path / "run" / "report.md").read_text()

@@ -129,7 +129,7 @@ def test_every_note_reaches_propose_when_it_fits(tmp_path: Path) -> None:
     assert 'The expert\'s own reason: "I liked the marker"' in propose  # the person's note counts as evidence
     warmup = next(p for p in script.seen["warmup"] if "text 7 GOOD" in p)
     assert "I liked the marker" in warmup and "own words" in warmup  # and reaches the warm-up as their reason
-    assert result.evidence["notes"] == 30 and result.evidence["requests_trimmed"] == 0
+    assert result.evidence.notes == 30 and result.evidence.requests_trimmed == 0
     assert "all 30 human-evidence notes reached" in (tmp_path / "run" / "report.md").read_text()
 
 
@@ -157,7 +157,7 @@ def test_evidence_that_does_not_fit_is_balanced_across_labels_and_domains(
     counts = [lines.count(group) for group in groups]
     assert max(counts) - min(counts) <= 1  # taken in turns across groups, not the first ones in file order
     assert any("holds" in r.message and "balanced" in r.message for r in caplog.records)
-    assert result.evidence["requests_trimmed"] == 1 and result.evidence["fewest_used"] == len(lines)
+    assert result.evidence.requests_trimmed == 1 and result.evidence.fewest_used == len(lines)
     assert "balanced across labels and domains" in (tmp_path / "run" / "report.md").read_text()
 
 
@@ -235,10 +235,10 @@ def test_retrieval_keeps_up_to_n_criteria_above_low_with_seeded_ties(tmp_path: P
         result = flow(script, n_criteria=3, iterations=0, use_kb=True, kb_path=str(kb), kb_candidates=5, seed=seed).fit(
             data, run_dir=tmp_path / f"run{seed}"
         )
-        assert len(result.retrieval["kept"]) == 3  # up to n_criteria, not n_criteria // 2
-        assert "kb_weak" not in result.retrieval["kept"]  # not above the low threshold
+        assert len(result.retrieval.kept) == 3  # up to n_criteria, not n_criteria // 2
+        assert "kb_weak" not in result.retrieval.kept  # not above the low threshold
         assert script.seen["warmup"] == [] and script.seen["propose"] == []  # every slot retrieved: no warm-up
-        kept.add(frozenset(result.retrieval["kept"]))
+        kept.add(frozenset(result.retrieval.kept))
     assert len(kept) > 1 and all(k <= set(names[:4]) for k in kept)  # ties broken at random, by the seed
 
 

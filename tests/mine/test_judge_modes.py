@@ -134,7 +134,7 @@ def test_flow_judges_all_in_one_and_retrieves_per_criterion(tmp_path: Path) -> N
     client = ScriptedClient(responder)
     config = FlowConfig(judge="all-in-one", n_criteria=2, iterations=0, kb_path=str(kb), kb_candidates=1)
     result = CritiQFlow(config, manager=client, worker=client).fit(PAIRS, run_dir=tmp_path / "run")  # type: ignore[arg-type]
-    assert result.retrieval["kept"] == ["kb_marker"]
+    assert result.retrieval.kept == ["kb_marker"]
     names = {r.name: r.accuracy for r in result.history}
     assert names == {"kb_marker": 1.0, "contrarian": 0.0}
     keys = [json.loads(line)["key"] for line in (tmp_path / "run" / "judgments.jsonl").read_text().splitlines()]

@@ -18,11 +18,17 @@ from pydantic import BaseModel
 from critiq.annotate import annotate, draw_pairs
 from critiq.data.loaders import iter_examples, load_pairs
 from critiq.data.models import Point
+from critiq.label.storage import LabelStore
 from critiq.llm.client import run_sync
 from critiq.mine import CritiQFlow, FlowConfig
+from critiq.mine.ablation import Ablation
 from critiq.mine.judge import PairAnswer, Worker
 from critiq.mine.manager import Critique, Proposal, Proposals, Reason
 from critiq.report import render_html
+from critiq.rundir import RunState, read_criteria
+from critiq.rundir.annotation import record_annotation
+from critiq.rundir.save import save
+from critiq.rundir.selection import record_selection
 from critiq.score import score_corpus, select_file
 from critiq.scorer import make_scorer
 from tests.fakes import ScriptedClient, user_text
@@ -87,8 +93,20 @@ class Pipeline:
         raise AssertionError(f"unexpected schema {schema}")
 
 
+def label_pairs(out: Path, pairs: list[Any]) -> None:
+    """``critiq label``'s file as its store writes it: two annotators, a tie skipped, random then active picks."""
+    store = LabelStore(out)
+    for index, pair in enumerate(pairs[:9]):
+        picked = "random" if index < 5 else f"scorer unsure: 0.{50 + index}"
+        metadata = {"annotator": "ana" if index % 3 else "ben", "seconds": 2.0 + index, "note": "", "picked": picked}
+        if index == 2:
+            metadata["note"] = "the left one names its edge cases"
+        preferred = None if index == 4 else pair.preferred
+        store.add({"id": pair.id, "a": pair.a, "b": pair.b, "preferred": preferred, "metadata": metadata})
+
+
 def build_run(root: Path) -> Path:
-    """mine → annotate → train-scorer → score → select into ``root``, then render its report."""
+    """labels, mine → annotate → train-scorer → score → select and an ablation into ``root``; render its report."""
     pairs = load_pairs(EXAMPLES / "code_pairs.jsonl")[:12]
     script = Pipeline(pairs)
     client = ScriptedClient(script)
@@ -105,9 +123,8 @@ def build_run(root: Path) -> Path:
     summary = run_sync(
         annotate(draw_pairs(documents, seed=0), result.criteria, Worker(annotator), root / "labeled.jsonl")  # type: ignore[arg-type]
     )
-    (root / "annotate.json").write_text(
-        json.dumps({"summary": summary.model_dump(mode="json"), "usage": annotator.usage.model_dump()})
-    )
+    labeled = root / "labeled.jsonl"
+    record_annotation(labeled, summary, annotator.usage, model="openai/scripted", form="json_schema")
 
     records = [json.loads(line) for line in (root / "labeled.jsonl").read_text().splitlines()]
     scorer = make_scorer("ngram")
@@ -115,7 +132,29 @@ def build_run(root: Path) -> Path:
     scorer.save(root / "scorer")
     score_corpus(corpus, root / "scorer", root / "scored.parquet")
     chosen = select_file(root / "scored.parquet", root / "selected.jsonl", top_k=20, temperature=0.5, seed=3)
-    selection = {"method": "top_k", "k": 20, "temperature": 0.5, "seed": 3, "selected": chosen.n_selected}
-    (root / "selection.json").write_text(json.dumps(selection))
+    record_selection(root / "selected.jsonl", selected=chosen.n_selected, top_k=20, temperature=0.5, seed=3)
+    label_pairs(root / "pairs.jsonl", pairs)
+    run_sync(
+        Ablation(config.model_copy(update={"iterations": 1}), manager=client, worker=client).run(  # type: ignore[arg-type]
+            pairs[:8], pairs[8:], root / "ablation", methods=("flow", "no-reflection", "best-kb-criterion")
+        )
+    )
     render_html(root)
     return root
+
+
+def nothing_passed(run_dir: Path, copy: Path) -> Path:
+    """A copy of the run's ``mine/`` as if no criterion had reached accuracy 1.0 and the last row was unjudged,
+    rewritten through the run directory's models; returns its rendered report."""
+    shutil.copytree(run_dir / "mine", copy)
+    passed = read_criteria(copy)
+    failed = passed.model_copy(
+        update={"passed": False, "threshold": 1.0, "criteria": [], "below_threshold": passed.criteria[:2]}
+    )
+    save(copy / "criteria.json", failed.model_copy(update={"vote_of": "below_threshold"}))
+    state = RunState.model_validate_json((copy / "state.json").read_text())
+    row = state.history[-1].model_copy(update={"status": "unjudged", "failed": 9})
+    assert state.retrieval is not None
+    retrieval = state.retrieval.model_copy(update={"unjudged": ["kb_silent"]})
+    save(copy / "state.json", state.model_copy(update={"history": [*state.history[:-1], row], "retrieval": retrieval}))
+    return render_html(copy)

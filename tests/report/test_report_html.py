@@ -14,7 +14,7 @@ from critiq.errors import CritiqError
 from critiq.report import render_html
 from critiq.report.scores import shorten
 from critiq.stats import interval_text, pct
-from tests.report.pipeline_run import HOSTILE
+from tests.report.pipeline_run import HOSTILE, nothing_passed
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -161,6 +161,8 @@ def test_embedded_model_banner(run_dir: Path, tmp_path: Path) -> None:
     state = json.loads(state_file.read_text())
     state["identity"] = {k: v for k, v in state["identity"].items() if not k.endswith("_model")}
     state_file.write_text(json.dumps(state))
+    annotation = json.loads((copy / "annotate.json").read_text())  # so does annotate.json
+    (copy / "annotate.json").write_text(json.dumps({k: v for k, v in annotation.items() if k != "model"}))
     (copy / "run.json").unlink()
     render_html(copy)
     assert "does not record which model" in _page(copy)  # neutral note when nothing names the model
@@ -240,9 +242,28 @@ def test_report_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None:
                         .map(tr => Array.from(tr.cells).map(td => td.textContent)),
                     csp: document.querySelector('meta[http-equiv="Content-Security-Policy"]').content,
                     bias: Array.from(document.querySelectorAll('#bias + table td')).map(td => td.textContent),
+                    first: document.querySelector('main').firstElementChild.tagName,
+                    labels: Array.from(document.querySelectorAll('#labels ~ .grid tr'))
+                        .map(tr => Array.from(tr.cells).map(td => td.textContent)),
+                    ablation: Array.from(document.querySelectorAll('#ablation ~ table'))[0].tBodies[0].rows.length,
+                    earlyStop: document.querySelector('#early-stop').textContent,
+                    length: Array.from(document.querySelectorAll('#length + table td')).map(td => td.textContent),
+                    evidence: document.querySelector('#evidence + p').textContent,
+                    reflection: Array.from(document.querySelectorAll('#versions tbody tr'))
+                        .map(tr => tr.cells[tr.cells.length - 1].textContent).filter(text => text),
+                    failedHeader: document.querySelectorAll('#criteria + table th')[6].textContent,
                 })"""
             )
             shot = page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+            page.goto(nothing_passed(run_dir, tmp_path / "failed").as_uri(), wait_until="load")
+            failed = page.evaluate(
+                """() => ({
+                    first: document.querySelector('main').firstElementChild.id,
+                    verdict: document.querySelector('#verdict').textContent,
+                    heading: document.querySelector('#criteria').textContent,
+                    unjudged: document.querySelector('#unjudged').textContent,
+                })"""
+            )
         finally:
             context.close()
     criteria = json.loads((run_dir / "mine" / "criteria.json").read_text())["criteria"]
@@ -263,6 +284,24 @@ def test_report_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None:
     assert state["pre"][0] == shorten(ranked[-1]["text"]) and state["pre"][5] == shorten(ranked[0]["text"])
     bias = json.loads((run_dir / "mine" / "criteria.json").read_text())["position_bias"]
     assert state["bias"][1] == pct(bias["flip_rate"]) and state["bias"][4] == pct(bias["first_position_rate"])
+    assert state["first"] == "H1"  # criteria passed: no verdict line above the title
+    annotators = {row["metadata"]["annotator"] for row in map(json.loads, (run_dir / "pairs.jsonl").open())}
+    assert {cells[0] for cells in state["labels"] if len(cells) == 2} >= annotators | {"random", "scorer unsure"}
+    assert state["ablation"] == len(_json(run_dir / "ablation" / "ablation.json")["rows"])
+    summary = _json(run_dir / "annotate.json")["summary"]
+    assert " ".join(state["earlyStop"].split()).startswith(f"Early stop: {summary['asked']} of ")
+    fit = _json(run_dir / "scorer" / "scorer.json")["fit_report"]
+    assert float(state["length"][1]) == float(f"{fit['length_spearman']:.4g}") and state["length"][-2] == "off"
+    notes = _json(run_dir / "mine" / "criteria.json")["evidence"]["notes"]
+    assert " ".join(state["evidence"].split()).startswith(f"All {notes} human-evidence notes reached")
+    wrong = [r for r in _json(run_dir / "mine" / "state.json")["history"] if r["wrong"] is not None]
+    assert sorted(state["reflection"]) == sorted(
+        f"critiqued {r['critiqued']} of {r['wrong']} wrong cases" for r in wrong
+    )
+    assert state["failedHeader"] == "failed judgments"
+    assert failed["first"] == "verdict" and failed["verdict"].startswith("No criterion reached accuracy 100.0%")
+    assert failed["heading"] == "Best criteria below the threshold (2, not final)"
+    assert " ".join(failed["unjudged"].split()).endswith("kb_silent.")
 
 
 def test_odd_values_in_hand_edited_files_do_not_break_the_page(tmp_path: Path) -> None:

@@ -10,18 +10,10 @@ import pytest
 from pydantic import ValidationError
 
 from critiq.llm.usage import Usage
-from critiq.report.lenient import validate_leniently
 from critiq.report.lines import criterion_lines, history_rows
-from critiq.report.rundir import (
-    Annotation,
-    FlowCriteria,
-    FlowState,
-    IterationRows,
-    RunFiles,
-    RunNotes,
-    ScorerManifest,
-    Selection,
-)
+from critiq.rundir import Annotation, FlowCriteria, RunFiles, RunNotes, RunState, ScorerManifest, Selection
+from critiq.rundir.flow import IterationRows
+from critiq.rundir.lenient import validate_leniently
 
 
 def _json(path: Path) -> dict:
@@ -40,10 +32,11 @@ def test_views_take_what_the_pipeline_wrote_strictly(run_dir: Path) -> None:
     for view, written in zip(criteria.criteria, raw["criteria"], strict=True):
         assert [row.model_dump() for row in view.history] == written["history"]
 
-    state = FlowState.model_validate(_json(mine / "state.json"))
-    assert state.retrieval is not None and state.config is not None
+    state = RunState.model_validate(_json(mine / "state.json"))
+    assert state.retrieval is not None and state.config
     assert state.retrieval.model_dump() == _json(mine / "state.json")["retrieval"]
-    assert state.config.task is not None and state.config.task.startswith("Python code")
+    assert state.model_dump(mode="json") == _json(mine / "state.json")  # the checkpoint, read back whole
+    assert state.config["task"].startswith("Python code")
     rows = [
         row
         for path in sorted((mine / "iterations").glob("*.json"))
@@ -82,7 +75,7 @@ def test_lines_follow_each_final_criterion(run_dir: Path) -> None:
 def test_history_falls_back_to_the_iteration_files_then_criteria_json(run_dir: Path, tmp_path: Path) -> None:
     copy = tmp_path / "mine"
     shutil.copytree(run_dir / "mine", copy)
-    expected = FlowState.model_validate(_json(copy / "state.json")).history
+    expected = RunState.model_validate(_json(copy / "state.json")).history
     (copy / "state.json").unlink()
     run = RunFiles.locate(copy)
     assert history_rows(run, run.state(), run.criteria()) == sorted(expected, key=lambda r: (r.slot, r.iteration))
