@@ -60,7 +60,7 @@ def _blocking(
     """The blocking form of ``afit``, with the same parameters; a flow without clients runs on the default ones."""
 
     @functools.wraps(afit, assigned=("__module__",))  # the signature is afit's (__wrapped__), the name its own
-    def fit(flow: CritiQFlow, *args: P.args, **kwargs: P.kwargs) -> FlowResult:
+    def fit(flow: CritiQFlow, /, *args: P.args, **kwargs: P.kwargs) -> FlowResult:
         """Run the flow (blocking; also inside a notebook's event loop); without clients it opens the default ones."""
         if flow.manager_client is not None:
             return run_sync(afit(flow, *args, **kwargs))
