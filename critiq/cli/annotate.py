@@ -14,13 +14,14 @@ from rich.table import Table
 from critiq.cli.app import app
 from critiq.cli.choices import choose
 from critiq.cli.data_options import DATA_HELP, DataOptions, data_options
-from critiq.cli.display import console, criteria_table, pct, progress_bar
+from critiq.cli.display import console, criteria_table, progress_bar
 from critiq.cli.groups import Flags, option_group
 from critiq.cli.options import model_options
 from critiq.errors import CritiqError
 from critiq.llm.config import ModelConfig
 from critiq.llm.session import ModelSettings
 from critiq.mine.judge import SwapMode, WorkerMode
+from critiq.stats import pct
 
 if TYPE_CHECKING:
     from critiq.annotate import AnnotationSummary

@@ -25,6 +25,7 @@ from critiq.mine.judge import Worker, WorkerMode
 from critiq.mine.metrics import criterion_stats
 from critiq.mine.vote import majority, vote_stats
 from critiq.prompts import Prompts
+from critiq.stats import pct
 
 log = logging.getLogger(__name__)
 
@@ -228,10 +229,6 @@ def _minus(after: Usage, before: Usage) -> Usage:
     return Usage(**{name: getattr(after, name) - getattr(before, name) for name in Usage.model_fields})
 
 
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1%}"
-
-
 def render_table(rows: Sequence[AblationRow], n_train: int, n_test: int, models: dict[str, str]) -> str:
     """``ablation.md``: one row per method, and what the numbers mean."""
     lines = [
@@ -247,7 +244,7 @@ def render_table(rows: Sequence[AblationRow], n_train: int, n_test: int, models:
         interval = "–" if r.ci_low is None else f"[{r.ci_low:.2f}, {r.ci_high:.2f}]"
         names = ", ".join(r.criteria) + ("" if r.passed else " (below threshold: none passed)")
         lines.append(
-            f"| {r.method} | {_pct(r.accuracy)} | {interval} | {_pct(r.coverage)} | {r.n} | {r.requests} | "
+            f"| {r.method} | {pct(r.accuracy)} | {interval} | {pct(r.coverage)} | {r.n} | {r.requests} | "
             f"{r.prompt_tokens} | {r.completion_tokens} | {names} |"
         )
     lines += [
