@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from critiq.llm.local import LOCAL_MODEL
+from critiq.scorer import Scorer
 from tests.paths import EXAMPLES
 
 
@@ -84,7 +86,8 @@ def test_cli_pipeline_on_the_embedded_model(tmp_path: Path, local_server: Any) -
     assert pq.read_table(tmp_path / "labeled-shards" / "data").column("id").to_pylist() == [r["id"] for r in labeled]
     assert "`error_handling`" in (tmp_path / "labeled-shards" / "README.md").read_text()
     assert all(set(r["votes"]) == {"error_handling"} for r in labeled)
-    assert all(r["preferred"] in ("a", "b", None) for r in labeled)
+    # one criterion, margin 0: each label is that criterion's verdict (a tie where it answered none)
+    assert all(r["preferred"] == {"A": "a", "B": "b"}.get(r["votes"]["error_handling"]) for r in labeled)
 
     # the tiny model may tie or agree on everything: train on its labels plus the bundled human pairs
     train = tmp_path / "train.jsonl"
@@ -103,7 +106,9 @@ def test_cli_pipeline_on_the_embedded_model(tmp_path: Path, local_server: Any) -
         cwd=tmp_path,
     )
     scored = pq.read_table(tmp_path / "scored.parquet").to_pylist()
-    assert [r["id"] for r in scored] == [r["id"] for r in rows] and all("score" in r for r in scored)
+    assert [r["id"] for r in scored] == [r["id"] for r in rows]
+    expected = Scorer.load(tmp_path / "scorer").score([r["text"] for r in rows])  # the trained scorer's own scores
+    np.testing.assert_allclose([r["score"] for r in scored], expected, rtol=1e-5)
 
     _critiq(
         "select",
@@ -119,4 +124,6 @@ def test_cli_pipeline_on_the_embedded_model(tmp_path: Path, local_server: Any) -
     assert {r["id"] for r in selected} == {r["id"] for r in best}
 
     result = _critiq("report", str(tmp_path), cwd=tmp_path)
-    assert (tmp_path / "report.html").exists() and "report.html" in result.stdout + result.stderr
+    assert "report.html" in result.stdout + result.stderr
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "ngram" in html  # the report read the run directory's scorer
