@@ -33,7 +33,7 @@ EARLY_STOP_HELP = "ask criteria most accurate first and stop once the vote canno
 DRY_RUN_HELP = "print the requests, tokens and price the run would take, and send nothing"
 JUDGE_HELP = (
     "per-criterion (one request per criterion) | all-in-one (one request answering every criterion) | "
-    "overall (the criterion-free baseline: which text is better overall; --criteria is not asked)"
+    "overall (the criterion-free baseline: which text is better overall; --criteria is not read)"
 )
 SWAPS: tuple[SwapMode, ...] = ("random", "both", "none")
 MODES: tuple[WorkerMode, ...] = ("per-criterion", "all-in-one", "overall")
