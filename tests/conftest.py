@@ -30,7 +30,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     skip = pytest.mark.skip(reason=f"calls the embedded model: run with {LLM_FLAG} (scripts/test.sh does)")
     for item in items:
-        if "llm" in item.keywords or "local_server" in getattr(item, "fixturenames", ()):
+        if item.get_closest_marker("llm") or "local_server" in getattr(item, "fixturenames", ()):
             item.add_marker(skip)
 
 
