@@ -92,7 +92,7 @@ def run_demo(
 
     # 2. annotate pairs drawn from the bundled unlabeled corpus
     corpus = bundled("code_corpus.jsonl")
-    drawn = draw_pairs(iter_examples(corpus), seed=settings.seed, max_pairs=settings.annotate_pairs)  # type: ignore[arg-type]
+    drawn = draw_pairs(iter_examples(corpus), seed=settings.seed, max_pairs=settings.annotate_pairs)
     worker = Worker(clients.worker, Prompts(), swap="random", seed=settings.seed)
     labeled = out / "labeled.jsonl"
     before = clients.usage.model_copy()

@@ -12,6 +12,27 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from tests.paths import EXAMPLES, SHARED_PAIRS
 
+LLM_FLAG = "--llm"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        LLM_FLAG,
+        action="store_true",
+        help="also run the tests that call the embedded model (marker llm, fixture local_server); scripts/test.sh "
+        "and CI pass it",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without --llm the tests that call the embedded model are skipped, so the fast suite runs anywhere."""
+    if config.getoption(LLM_FLAG):
+        return
+    skip = pytest.mark.skip(reason=f"calls the embedded model: run with {LLM_FLAG} (scripts/test.sh does)")
+    for item in items:
+        if item.get_closest_marker("llm") or "local_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(skip)
+
 
 @pytest.fixture(scope="session")
 def local_server() -> Iterator[object]:

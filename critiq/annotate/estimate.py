@@ -20,9 +20,11 @@ from critiq.annotate.early_stop import asking_order, expected_asked
 from critiq.data.models import Criterion, Example, Pair
 from critiq.errors import CritiqError
 from critiq.llm.config import ModelConfig
+from critiq.llm.protocol import ChatClient, Completion, Messages
 from critiq.llm.providers import litellm as load_litellm
+from critiq.llm.usage import Usage
 from critiq.mine.config import FlowConfig
-from critiq.mine.judge import SwapMode, Worker
+from critiq.mine.judge import SwapMode, Worker, WorkerMode
 from critiq.prompts import Prompts
 
 log = logging.getLogger(__name__)
@@ -78,19 +80,25 @@ class RunEstimate(BaseModel):
         return None if any(c is None for c in costs) else sum(c for c in costs if c is not None)
 
 
-class _NoClient:
+class _NoClient(ChatClient):
     """Stands in for a client in a dry run: rendering prompts is allowed, sending is a bug."""
 
     def __init__(self, config: ModelConfig) -> None:
         self.config = config
+        self.usage = Usage()
+        self.cache = None
 
-    async def complete(self, *args: Any, **kwargs: Any) -> Any:
+    async def respond(
+        self, messages: Messages, schema: type[BaseModel] | None, sample: int, params: dict[str, Any]
+    ) -> Completion[Any]:
         raise CritiqError("a dry run sends no request")
 
 
-def prompt_worker(config: ModelConfig, prompts: Prompts, swap: SwapMode, seed: int) -> Worker:
+def prompt_worker(
+    config: ModelConfig, prompts: Prompts, swap: SwapMode, seed: int, mode: WorkerMode = "per-criterion"
+) -> Worker:
     """A :class:`Worker` that renders the real prompts and cannot send them."""
-    return Worker(_NoClient(config), prompts, swap=swap, seed=seed)  # type: ignore[arg-type]
+    return Worker(_NoClient(config), prompts, swap=swap, seed=seed, mode=mode)
 
 
 def count_tokens(model: str, conversations: Sequence[list[dict[str, str]]]) -> list[int]:
@@ -147,6 +155,10 @@ def _reservoir(examples: Iterable[Example], size: int, seed: int) -> tuple[list[
 
 def judge_prompt_tokens(worker: Worker, examples: Sequence[Example], criteria: Sequence[Criterion]) -> float:
     """Mean prompt tokens of the worker requests for these examples and criteria (every order asked)."""
+    if worker.mode == "all-in-one":
+        every = [worker.messages_for_set(e, criteria, swapped) for e in examples for swapped in worker.orders(e)]
+        counts = count_tokens(worker.client.config.model, every)
+        return sum(counts) / len(counts) if counts else 0.0
     conversations = [
         worker.messages(example, criterion, swapped)
         for example in examples
@@ -171,17 +183,19 @@ def estimate_annotate(
     seed: int = 0,
     margin: int = 0,
     early_stop: bool = True,
+    mode: WorkerMode = "per-criterion",
     skip_ids: set[str] | None = None,
     sample: int = 32,
 ) -> RunEstimate:
     """The cost of `annotate` on ``examples`` (streamed once; ``skip_ids``: already done, as with ``--resume``)."""
     if not criteria:
         raise CritiqError("--criteria: no criteria")
-    worker = prompt_worker(config, prompts or Prompts(), swap, seed)
+    worker = prompt_worker(config, prompts or Prompts(), swap, seed, mode)
     todo = (e for e in examples if not skip_ids or e.id not in skip_ids)
     sampled, count = _reservoir(todo, sample, seed)
     orders = orders_per_cell(swap, sampled[0]) if sampled else 1
-    upper = count * len(criteria) * orders
+    asked = 1 if mode == "all-in-one" else len(criteria)  # requests per example and order
+    upper = count * asked * orders
     expected = float(upper)
     if early_stop:
         ordered = [criteria[i] for i in asking_order(criteria)]
@@ -191,7 +205,7 @@ def estimate_annotate(
         coverages = [c.stats.coverage if c.stats and c.stats.accuracy is not None else 1.0 for c in ordered]
         expected = count * orders * expected_asked(accuracies, coverages, margin)
     per_request = judge_prompt_tokens(worker, sampled, criteria)
-    worker_estimate = _priced(config, upper, expected, per_request, len(sampled) * len(criteria) * orders, {})
+    worker_estimate = _priced(config, upper, expected, per_request, len(sampled) * asked * orders, {})
     return RunEstimate(
         command="annotate",
         examples=count,

@@ -5,11 +5,20 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Iterator
 
-from critiq.data.models import Pair, Point
+from critiq.data.models import Example, Pair, Point
+from critiq.errors import InputError
+
+
+def documents(examples: Iterable[Example]) -> Iterator[Point]:
+    """The corpus's documents, streamed; a pair in it is an :class:`~critiq.errors.InputError`."""
+    for example in examples:
+        if not isinstance(example, Point):
+            raise InputError(f"row {example.id!r} is a pair: a corpus to draw pairs from holds documents ({{text}})")
+        yield example
 
 
 def draw_pairs(
-    points: Iterable[Point],
+    points: Iterable[Example],
     *,
     seed: int = 0,
     length_matched: bool = True,
@@ -18,8 +27,9 @@ def draw_pairs(
 ) -> Iterator[Pair]:
     """Pair documents within windows of ``window`` documents, so memory stays bounded on any corpus size.
 
-    Length-matched pairing sorts a window by length and pairs neighbours (in random order), which keeps length
-    from deciding the label; otherwise the window is shuffled and paired in order. Each document is used once.
+    ``points`` are documents (a :class:`~critiq.data.models.Pair` among them is an input error). Length-matched
+    pairing sorts a window by length and pairs neighbours (in random order), which keeps length from deciding the
+    label; otherwise the window is shuffled and paired in order. Each document is used once.
     """
     rng = random.Random(seed)
     made = 0
@@ -47,7 +57,7 @@ def draw_pairs(
                 metadata={"a_id": left.id, "b_id": right.id},
             )
 
-    for point in points:
+    for point in documents(points):
         buffer.append(point)
         if len(buffer) >= window:
             yield from flush(buffer)

@@ -16,7 +16,12 @@ from typing import TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
-_DONE = object()
+
+class _Done:
+    """The end of a queue."""
+
+
+_DONE = _Done()
 
 
 async def judged(
@@ -24,8 +29,8 @@ async def judged(
 ) -> AsyncGenerator[tuple[T, R], None]:
     """Yield ``(item, await judge(item))`` for every item, as they complete, with ``workers`` judged at a time."""
     workers = max(1, workers)
-    todo: asyncio.Queue[object] = asyncio.Queue(maxsize=workers)
-    done: asyncio.Queue[object] = asyncio.Queue(maxsize=workers)
+    todo: asyncio.Queue[T | _Done] = asyncio.Queue(maxsize=workers)
+    done: asyncio.Queue[tuple[T, R] | _Done] = asyncio.Queue(maxsize=workers)
 
     async def feed() -> None:
         for item in items:  # the input is consumed lazily: a long corpus is never held in memory
@@ -34,9 +39,8 @@ async def judged(
             await todo.put(_DONE)
 
     async def work() -> None:
-        while (item := await todo.get()) is not _DONE:
-            result = await judge(item)  # type: ignore[arg-type]
-            await done.put((item, result))
+        while not isinstance(item := await todo.get(), _Done):
+            await done.put((item, await judge(item)))
         await done.put(_DONE)
 
     tasks = [asyncio.create_task(feed()), *(asyncio.create_task(work()) for _ in range(workers))]
@@ -50,10 +54,10 @@ async def judged(
                 getter.cancel()
                 failure.result()  # raises the worker's error
             entry = getter.result()
-            if entry is _DONE:
+            if isinstance(entry, _Done):
                 finished += 1
                 continue
-            yield entry  # type: ignore[misc]
+            yield entry
     finally:
         for task in [*tasks, failure]:
             task.cancel()
@@ -67,5 +71,6 @@ async def _first_error(tasks: list[asyncio.Task[None]]) -> None:
     while pending:
         finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
         for task in finished:
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                raise error

@@ -26,7 +26,7 @@ from critiq.data.models import Criterion, Example, Pair, Point
 from critiq.errors import BudgetExceeded, CritiqError
 from critiq.io import JsonlAppender
 from critiq.llm.config import ModelConfig
-from critiq.mine.judge import SwapMode
+from critiq.mine.judge import SwapMode, WorkerMode
 from critiq.rundir.annotation import AnnotationSummary
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ class RayAnnotateConfig(BaseModel):
     max_requests: int | None = None
     max_cost: float | None = None
     swap: SwapMode = "random"
+    mode: WorkerMode = "per-criterion"
     seed: int = 0
     language: str = "en"
     margin: int = 0
@@ -77,7 +78,7 @@ class AnnotateUDF:
             max_retries=self.job.max_retries,
             budget=budget,
         )
-        worker = Worker(client, Prompts(self.job.language), swap=self.job.swap, seed=self.job.seed)
+        worker = Worker(client, Prompts(self.job.language), swap=self.job.swap, seed=self.job.seed, mode=self.job.mode)
         self.judge = PerCriterionJudge(worker, self.criteria, margin=self.job.margin, early_stop=self.job.early_stop)
 
     async def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
@@ -159,7 +160,7 @@ def annotate_with_ray(
                 count += 1
         if count == 0:
             return summary
-        actors = workers or max(1, int(ray.cluster_resources().get("CPU", 2)) - 1)  # type: ignore[no-untyped-call]
+        actors = workers or max(1, int(ray.cluster_resources().get("CPU", 2)) - 1)
         dataset = ray.data.read_text(f"local://{todo}")
         results = dataset.map_batches(
             AnnotateUDF,

@@ -10,12 +10,13 @@ from rich.table import Table
 
 from critiq.cli.app import app
 from critiq.cli.data_options import DATA_HELP, DataOptions, data_options
-from critiq.cli.display import console, pct, progress_bar
+from critiq.cli.display import console, progress_bar
 from critiq.cli.mine import flow_options
 from critiq.cli.options import model_options
 from critiq.errors import CritiqError
 from critiq.llm.session import ModelSettings
 from critiq.mine.config import FlowConfig
+from critiq.stats import pct
 
 METHOD_HELP = (
     "methods to run (repeatable; default all): flow, no-reflection, no-kb, all-in-one, overall-judge, best-kb-criterion"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -12,22 +12,31 @@ import typer
 from rich.table import Table
 
 from critiq.cli.app import app
+from critiq.cli.choices import choose
 from critiq.cli.data_options import DATA_HELP, DataOptions, data_options
-from critiq.cli.display import console, criteria_table, pct, progress_bar
+from critiq.cli.display import console, criteria_table, progress_bar
+from critiq.cli.groups import Flags, option_group
 from critiq.cli.options import model_options
 from critiq.errors import CritiqError
 from critiq.llm.config import ModelConfig
 from critiq.llm.session import ModelSettings
+from critiq.mine.judge import SwapMode, WorkerMode
+from critiq.stats import pct
 
 if TYPE_CHECKING:
     from critiq.annotate import AnnotationSummary
     from critiq.annotate.estimate import RunEstimate
     from critiq.data.models import Criterion, Example
     from critiq.llm.usage import Usage
-    from critiq.mine.judge import SwapMode
 
 EARLY_STOP_HELP = "ask criteria most accurate first and stop once the vote cannot change (same labels)"
 DRY_RUN_HELP = "print the requests, tokens and price the run would take, and send nothing"
+JUDGE_HELP = (
+    "per-criterion (one request per criterion) | all-in-one (one request answering every criterion) | "
+    "overall (the criterion-free baseline: which text is better overall; --criteria is not read)"
+)
+SWAPS: tuple[SwapMode, ...] = ("random", "both", "none")
+MODES: tuple[WorkerMode, ...] = ("per-criterion", "all-in-one", "overall")
 
 
 @contextmanager
@@ -54,6 +63,7 @@ class AnnotateOptions:
 
     margin: int = 0
     swap: str = "random"
+    judge: str = "per-criterion"
     resume: bool = False
     max_chars: int | None = None
     corpus: bool = False
@@ -130,29 +140,28 @@ def _annotate_command(
     from critiq.annotate.annotator import done_ids
     from critiq.data.criteria import load_criteria
     from critiq.data.loaders import stream_examples
-    from critiq.data.models import Point
     from critiq.llm.client import run_sync
+    from critiq.mine.ablation import OVERALL
     from critiq.mine.judge import Worker
     from critiq.prompts import Prompts
 
-    if options.swap not in ("random", "both", "none"):
-        raise CritiqError(f"--swap {options.swap!r}: use random, both or none")
-    if options.backend not in ("http", "vllm-offline"):
-        raise CritiqError(f"--backend {options.backend!r}: use http or vllm-offline")
-    if options.engine not in ("local", "ray"):
-        raise CritiqError(f"--engine {options.engine!r}: use local or ray")
-    criteria = load_criteria(criteria_path)
+    swap = choose("--swap", options.swap, SWAPS)
+    mode = choose("--judge", options.judge, MODES)
+    choose("--backend", options.backend, ("http", "vllm-offline"))
+    choose("--engine", options.engine, ("local", "ray"))
+    criteria = [OVERALL] if mode == "overall" else load_criteria(criteria_path)
+    # one request answers every criterion (all-in-one) or none is asked (overall): nothing to stop early
+    early_stop = options.early_stop and mode == "per-criterion"
     max_chars, text_field = options.max_chars, options.text_field
     # a local input is checked whole before anything is written, then streamed; a remote one is checked as it streams
-    first, examples = stream_examples(options.data.source(input_path), max_chars=max_chars, text_field=text_field)
-    if options.corpus or (isinstance(first, Point) and options.corpus):
+    _, examples = stream_examples(options.data.source(input_path), max_chars=max_chars, text_field=text_field)
+    if options.corpus:
         examples = draw_pairs(
-            examples,  # type: ignore[arg-type]
+            examples,
             seed=options.seed,
             length_matched=options.length_matched,
             max_pairs=options.max_pairs,
         )
-    swap: SwapMode = options.swap  # type: ignore[assignment]
     if options.dry_run:
         from critiq.annotate.estimate import estimate_annotate
 
@@ -164,19 +173,20 @@ def _annotate_command(
             swap=swap,
             seed=options.seed,
             margin=options.margin,
-            early_stop=options.early_stop,
+            early_stop=early_stop,
+            mode=mode,
             skip_ids=done_ids(out) if options.resume else None,
         )
         print_estimate(run)
         return
     if options.engine == "ray":
-        summary = _annotate_on_ray(examples, criteria, out, settings, options)
+        summary = _annotate_on_ray(examples, criteria, out, settings, replace(options, early_stop=early_stop))
         _record(out, summary, None, role_config(settings).model, None)
         _print_summary(summary, criteria, out, None)
         _write_shards(summary, input_path, criteria, out, settings, options)
         return
     with _worker_client(options.backend, settings) as client, progress_bar() as update:
-        worker = Worker(client, Prompts(options.language), swap=swap, seed=options.seed)
+        worker = Worker(client, Prompts(options.language), swap=swap, seed=options.seed, mode=mode)
         # the offline engine batches what is pending: give it a batch's worth of pairs at a time
         concurrency = int(getattr(client, "batch_size", settings.concurrency))
         summary = run_sync(
@@ -187,7 +197,7 @@ def _annotate_command(
                 out,
                 margin=options.margin,
                 resume=options.resume,
-                early_stop=options.early_stop,
+                early_stop=early_stop,
                 concurrency=concurrency,
                 progress=lambda n: update("annotate", n, max(n, options.max_pairs or n)),
             )
@@ -250,7 +260,8 @@ def _annotate_on_ray(
         cache_dir=str(settings.cache_dir) if settings.cache_dir else None,
         max_requests=settings.max_requests,
         max_cost=settings.max_cost,
-        swap=options.swap,  # type: ignore[arg-type]
+        swap=choose("--swap", options.swap, SWAPS),
+        mode=choose("--judge", options.judge, MODES),
         seed=options.seed,
         language=options.language,
         margin=options.margin,
@@ -287,42 +298,41 @@ def _print_summary(summary: AnnotationSummary, criteria: list[Criterion], out: P
         )
 
 
+_RUN_FLAGS: Flags = {
+    "margin": (Annotated[int, typer.Option(min=0, help="votes one side needs beyond the other")], 0),
+    "swap": (Annotated[str, typer.Option(help="order of the two texts: random | both | none")], "random"),
+    "judge": (Annotated[str, typer.Option(help=JUDGE_HELP)], "per-criterion"),
+    "resume": (Annotated[bool, typer.Option("--resume", help="skip ids already in --out")], False),
+    "max_chars": (Annotated[int | None, typer.Option(min=1)], None),
+    "language": (Annotated[str, typer.Option()], "en"),
+    "seed": (Annotated[int, typer.Option()], 0),
+    "dry_run": (Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)], False),
+}
+run_options = option_group("run", _RUN_FLAGS, lambda values: AnnotateOptions(**values))
+"""The flags `judge` and `annotate` share; the command receives them as ``run: AnnotateOptions``."""
+
+
 @app.command()
 @model_options
 @data_options
+@run_options
 def judge(
     pairs: Annotated[str, typer.Argument(help=f"pairs or points to judge: {DATA_HELP}")],
     criteria: Annotated[Path, typer.Option(help="criteria.json from `critiq mine`, or your own")],
     out: Annotated[Path, typer.Option(help="judgments (jsonl)")],
-    margin: Annotated[int, typer.Option(min=0)] = 0,
-    swap: Annotated[str, typer.Option()] = "random",
-    resume: Annotated[bool, typer.Option("--resume")] = False,
-    max_chars: Annotated[int | None, typer.Option(min=1)] = None,
-    language: Annotated[str, typer.Option()] = "en",
-    seed: Annotated[int, typer.Option()] = 0,
     early_stop: Annotated[bool, typer.Option(help=EARLY_STOP_HELP)] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)] = False,
     settings: ModelSettings = ModelSettings(),
     data: DataOptions = DataOptions(),
+    run: AnnotateOptions = AnnotateOptions(),
 ) -> None:
     """Judge pairs against criteria; with human labels, report each criterion's and the vote's accuracy."""
-    options = AnnotateOptions(
-        margin=margin,
-        swap=swap,
-        resume=resume,
-        max_chars=max_chars,
-        seed=seed,
-        language=language,
-        early_stop=early_stop,
-        dry_run=dry_run,
-        data=data,
-    )
-    _annotate_command(pairs, criteria, out, settings, options)
+    _annotate_command(pairs, criteria, out, settings, replace(run, early_stop=early_stop, data=data))
 
 
 @app.command()
 @model_options
 @data_options
+@run_options
 def annotate(
     input: Annotated[str, typer.Argument(help=f"pairs, or an unlabeled corpus with --corpus: {DATA_HELP}")],
     criteria: Annotated[Path, typer.Option(help="criteria.json from `critiq mine`")],
@@ -331,15 +341,8 @@ def annotate(
     max_pairs: Annotated[int | None, typer.Option(min=1, help="pairs to draw from the corpus")] = None,
     length_matched: Annotated[bool, typer.Option(help="pair documents of similar length")] = True,
     text_field: Annotated[str, typer.Option(help="text field of the corpus")] = "text",
-    margin: Annotated[int, typer.Option(min=0, help="votes one side needs beyond the other")] = 0,
-    swap: Annotated[str, typer.Option()] = "random",
     backend: Annotated[str, typer.Option(help="http (any server/provider) | vllm-offline (local GPU batch)")] = "http",
-    resume: Annotated[bool, typer.Option("--resume", help="skip ids already in --out")] = False,
-    max_chars: Annotated[int | None, typer.Option(min=1)] = None,
-    language: Annotated[str, typer.Option()] = "en",
-    seed: Annotated[int, typer.Option()] = 0,
     early_stop: Annotated[bool, typer.Option(help=EARLY_STOP_HELP)] = True,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)] = False,
     engine: Annotated[str, typer.Option(help="local (one process) | ray (a Ray Data job; needs --api-base)")] = "local",
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (engine ray)")] = None,
     ray_workers: Annotated[int | None, typer.Option(min=1, help="Ray workers (engine ray; default: CPUs − 1)")] = None,
@@ -347,21 +350,16 @@ def annotate(
     shard_rows: Annotated[int | None, typer.Option(min=1, help="rows per shard (default 100000)")] = None,
     settings: ModelSettings = ModelSettings(),
     data: DataOptions = DataOptions(),
+    run: AnnotateOptions = AnnotateOptions(),
 ) -> None:
     """Label many pairs with the workers and the final criteria (majority vote)."""
-    options = AnnotateOptions(
-        margin=margin,
-        swap=swap,
-        resume=resume,
-        max_chars=max_chars,
+    options = replace(
+        run,
         corpus=corpus,
         max_pairs=max_pairs,
         length_matched=length_matched,
-        seed=seed,
-        language=language,
         text_field=text_field,
         early_stop=early_stop,
-        dry_run=dry_run,
         backend=backend,
         engine=engine,
         ray_address=ray_address,

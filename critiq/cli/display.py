@@ -11,13 +11,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from critiq.data.models import Criterion, CriterionStats
+from critiq.stats import pct
 
 console = Console(stderr=True)
-
-
-def pct(value: float | None) -> str:
-    """``12.3%``, or a dash for no value."""
-    return "–" if value is None else f"{value:.1%}"
 
 
 def criteria_table(criteria: Sequence[Criterion], stats: Mapping[str, CriterionStats] | None = None) -> None:

@@ -14,10 +14,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from critiq.cli.app import app
-from critiq.cli.display import console, pct
+from critiq.cli.display import console
 from critiq.cli.options import model_options
 from critiq.errors import CritiqError, InputError
 from critiq.llm.session import ModelSettings
+from critiq.stats import pct
 
 RANK_BY = ("auto", "scorer", "criteria", "random")
 

@@ -10,12 +10,13 @@ from pydantic import ValidationError
 
 from critiq.cli.app import app
 from critiq.cli.data_options import DATA_HELP, DataOptions, data_options
-from critiq.cli.display import console, criteria_table, pct, progress_bar
+from critiq.cli.display import console, criteria_table, progress_bar
 from critiq.cli.groups import option_group
 from critiq.cli.options import model_options
 from critiq.errors import CritiqError
 from critiq.llm.session import ModelSettings
 from critiq.mine.config import FlowConfig, config_error, flag_of
+from critiq.stats import pct
 
 NOTHING_PASSED = 4  # exit status when no criterion reached the threshold (1, 2, 3 and 130 mean other things)
 

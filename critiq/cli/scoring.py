@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from critiq.cli.app import app
+from critiq.cli.choices import choose
 from critiq.cli.data_options import DATA_HELP, DataOptions, data_options
 from critiq.cli.display import console
 from critiq.errors import CritiqError
@@ -62,16 +63,15 @@ def score(
     data: DataOptions = DataOptions(),
 ) -> None:
     """Score every document of a corpus (streaming) into a Parquet file, or shards in Hub layout with a card."""
-    from critiq.score import score_corpus
+    from critiq.score import Engine, score_corpus
 
-    if engine not in ("datasets", "ray"):
-        raise CritiqError(f"--engine {engine!r}: use datasets or ray")
+    engines: tuple[Engine, ...] = ("datasets", "ray")
     summary = score_corpus(
         data.source(corpus),
         scorer,
         out,
         text_field=text_field,
-        engine=engine,  # type: ignore[arg-type]
+        engine=choose("--engine", engine, engines),
         batch_size=batch_size,
         max_chars=max_chars,
         ray_address=ray_address,

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from critiq.data.models import Example, Pair, Point
+from critiq.data.models import Example, Pair, Point, Preference
 from critiq.data.reader import Loc, iter_rows, json_item_lines
 from critiq.data.sources import Source, resolve
 from critiq.errors import InputError
@@ -32,7 +32,7 @@ __all__ = ["Loc", "ScanResult", "iter_examples", "json_item_lines", "load_exampl
 
 log = logging.getLogger(__name__)
 
-_PREFERRED = {"a": "a", "b": "b", "A": "a", "B": "b"}
+_PREFERRED: dict[str, Preference] = {"a": "a", "b": "b", "A": "a", "B": "b"}
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def load_pairs(source: Any, **options: Any) -> list[Pair]:
     examples = load_examples(source, **options)
     if not isinstance(examples[0], Pair):
         raise InputError("expected pairs ({a, b, preferred}), found pointwise rows", source=_name(source, options))
-    return examples  # type: ignore[return-value]
+    return [example for example in examples if isinstance(example, Pair)]  # all of them: a mix is refused
 
 
 def iter_examples(
@@ -244,7 +244,13 @@ _KNOWN = {"id", "a", "b", "preferred", "A", "B", "answer", "chosen", "rejected",
 
 
 def _pair(
-    row_id: str, a: Any, b: Any, preferred: str | None, domain: Any, metadata: dict[str, Any], max_chars: int | None
+    row_id: str,
+    a: Any,
+    b: Any,
+    preferred: Preference | None,
+    domain: Any,
+    metadata: dict[str, Any],
+    max_chars: int | None,
 ) -> tuple[Pair, int]:
     a, cut_a = _truncate(a, max_chars)
     b, cut_b = _truncate(b, max_chars)
@@ -252,7 +258,7 @@ def _pair(
         id=row_id,
         a=_require_text(a, "a"),
         b=_require_text(b, "b"),
-        preferred=preferred,  # type: ignore[arg-type]
+        preferred=preferred,
         domain=domain,
         metadata=metadata,
     )
@@ -269,7 +275,7 @@ def _require_text(value: Any, field: str) -> str:
     return value
 
 
-def _preference(value: Any) -> str | None:
+def _preference(value: Any) -> Preference | None:
     if _missing(value):
         return None
     if isinstance(value, str) and value.strip() in _PREFERRED:

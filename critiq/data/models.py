@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 Preference = Literal["a", "b"]
 Verdict = Literal["A", "B", "none"]
 CriterionKind = Literal["pairwise", "pointwise", "both"]
 Origin = Literal["knowledge_base", "manager", "user"]
+
+
+def _not_empty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("text is empty")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_not_empty)]
+"""A text to judge: anything but blank."""
 
 
 class Pair(BaseModel):
@@ -18,18 +28,11 @@ class Pair(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: str
-    a: str
-    b: str
+    a: Text
+    b: Text
     preferred: Preference | None = None
     domain: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("a", "b")
-    @classmethod
-    def _not_empty(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("text is empty")
-        return value
 
     @property
     def gold(self) -> Verdict | None:
@@ -43,17 +46,10 @@ class Point(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: str
-    text: str
+    text: Text
     label: Literal[0, 1] | None = None
     domain: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("text")
-    @classmethod
-    def _not_empty(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("text is empty")
-        return value
 
     @property
     def gold(self) -> Verdict | None:

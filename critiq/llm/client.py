@@ -8,7 +8,7 @@ import logging
 import random
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any, overload
+from typing import Any
 
 from pydantic import BaseModel
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
@@ -26,7 +26,7 @@ from critiq.llm.errors import (
     from_exception,
 )
 from critiq.llm.probe import server_kind, unreachable
-from critiq.llm.protocol import Completion, Messages, T, cached_completion, validated
+from critiq.llm.protocol import ChatClient, Completion, Messages, T, cached_completion, validated
 from critiq.llm.structured import Form, response_format, sent_schema, with_schema_hint
 from critiq.llm.sync import run_sync as run_sync
 from critiq.llm.transport import DirectTransport
@@ -59,7 +59,7 @@ class FormMemory:
             )
 
 
-class LLMClient:
+class LLMClient(ChatClient):
     """Chat completions for one model, shared by every component of a run (a :class:`ChatClient`).
 
     * ``concurrency`` bounds requests in flight; retries use exponential backoff with jitter and honour Retry-After;
@@ -114,18 +114,8 @@ class LLMClient:
         )
 
     # ---------------------------------------------------------------- public
-    @overload
-    async def complete(
-        self, messages: Messages, *, schema: type[T], sample: int = 0, **params: Any
-    ) -> Completion[T]: ...
-
-    @overload
-    async def complete(
-        self, messages: Messages, *, schema: None = None, sample: int = 0, **params: Any
-    ) -> Completion[BaseModel]: ...
-
-    async def complete(
-        self, messages: Messages, *, schema: type[BaseModel] | None = None, sample: int = 0, **params: Any
+    async def respond(
+        self, messages: Messages, schema: type[BaseModel] | None, sample: int, params: dict[str, Any]
     ) -> Completion[Any]:
         """One chat completion, from the cache when this exact request was answered before."""
         request = {**self.config.request_params(), **params}

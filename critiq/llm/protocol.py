@@ -59,7 +59,16 @@ class ChatClient(Protocol):
         self, messages: Messages, *, schema: type[BaseModel] | None = None, sample: int = 0, **params: Any
     ) -> Completion[Any]:
         """One chat completion (``params`` such as ``max_tokens`` apply to this call); failures come back as
-        ``Completion.error`` and are counted, a refusal that no request can pass raises."""
+        ``Completion.error`` and are counted, a refusal that no request can pass raises.
+
+        Clients subclass :class:`ChatClient` and implement :meth:`respond`; this typed entry point calls it.
+        """
+        return await self.respond(messages, schema, sample, params)
+
+    async def respond(
+        self, messages: Messages, schema: type[BaseModel] | None, sample: int, params: dict[str, Any]
+    ) -> Completion[Any]:
+        """What a client implements: :meth:`complete` with its arguments as they were given."""
         ...
 
 

@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from typing import Any, overload
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -21,7 +21,7 @@ from critiq.errors import CritiqError
 from critiq.llm.cache import RequestCache, request_key
 from critiq.llm.config import ModelConfig
 from critiq.llm.errors import EngineError, ProviderError
-from critiq.llm.protocol import Completion, Messages, T, cached_completion, validated
+from critiq.llm.protocol import ChatClient, Completion, Messages, cached_completion, validated
 from critiq.llm.structured import sent_schema
 from critiq.llm.usage import Budget, Usage
 
@@ -42,7 +42,7 @@ def sampling_params(schema: dict[str, Any] | None, max_tokens: int, temperature:
     return SamplingParams(max_tokens=max_tokens, temperature=temperature, structured_outputs=structured)
 
 
-class VLLMOfflineClient:
+class VLLMOfflineClient(ChatClient):
     """Batching adapter over ``vllm.LLM`` (or any object with the same ``chat`` method, passed as ``engine``)."""
 
     def __init__(
@@ -76,18 +76,8 @@ class VLLMOfflineClient:
         self._params: dict[str, tuple[dict[str, Any] | None, int, float]] = {}
         self._running: asyncio.Task[None] | None = None
 
-    @overload
-    async def complete(
-        self, messages: Messages, *, schema: type[T], sample: int = 0, **params: Any
-    ) -> Completion[T]: ...
-
-    @overload
-    async def complete(
-        self, messages: Messages, *, schema: None = None, sample: int = 0, **params: Any
-    ) -> Completion[BaseModel]: ...
-
-    async def complete(
-        self, messages: Messages, *, schema: type[BaseModel] | None = None, sample: int = 0, **params: Any
+    async def respond(
+        self, messages: Messages, schema: type[BaseModel] | None, sample: int, params: dict[str, Any]
     ) -> Completion[Any]:
         """One chat completion, batched with the others waiting; ``params`` (max_tokens, temperature) shape it."""
         unknown = set(params) - {"max_tokens", "temperature"}

@@ -12,13 +12,14 @@ and the run directory holds a checkpoint after every step but never a key.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import random
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec
 
 from critiq.data.models import Criterion, CriterionStats, Example, Judgment, Pair
 from critiq.errors import BudgetExceeded, CritiqError
@@ -40,8 +41,31 @@ from critiq.rundir.flow_dir import RunDir
 __all__ = ["CritiQFlow", "FlowConfig", "JudgeMode", "SwapMode"]
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
 
 Progress = Callable[[str, int, int], None]
+
+
+def _blocking(
+    afit: Callable[Concatenate[CritiQFlow, P], Coroutine[Any, Any, FlowResult]],
+) -> Callable[Concatenate[CritiQFlow, P], FlowResult]:
+    """The blocking form of ``afit``, with the same parameters; a flow without clients runs on the default ones."""
+
+    @functools.wraps(afit, assigned=("__module__",))  # the signature is afit's (__wrapped__), the name its own
+    def fit(flow: CritiQFlow, /, *args: P.args, **kwargs: P.kwargs) -> FlowResult:
+        """Run the flow (blocking; also inside a notebook's event loop); without clients it opens the default ones."""
+        if flow.manager_client is not None:
+            return run_sync(afit(flow, *args, **kwargs))
+        from critiq.llm.session import open_clients
+
+        with open_clients() as clients:
+            flow.manager_client, flow.worker_client = clients.manager, clients.worker
+            try:
+                return run_sync(afit(flow, *args, **kwargs))
+            finally:
+                flow.manager_client = flow.worker_client = None
+
+    return fit
 
 
 class CritiQFlow:
@@ -72,26 +96,6 @@ class CritiQFlow:
         self._context_source = ""
 
     # ------------------------------------------------------------------ API
-    def fit(
-        self,
-        train: Sequence[Example],
-        valid: Sequence[Example] | None = None,
-        *,
-        run_dir: str | Path | None = None,
-        resume: bool = False,
-    ) -> FlowResult:
-        """Run the flow (blocking; also inside a notebook's event loop)."""
-        if self.manager_client is None:
-            from critiq.llm.session import open_clients
-
-            with open_clients() as clients:
-                self.manager_client, self.worker_client = clients.manager, clients.worker
-                try:
-                    return run_sync(self.afit(train, valid, run_dir=run_dir, resume=resume))
-                finally:
-                    self.manager_client = self.worker_client = None
-        return run_sync(self.afit(train, valid, run_dir=run_dir, resume=resume))
-
     async def afit(
         self,
         train: Sequence[Example],
@@ -100,7 +104,7 @@ class CritiQFlow:
         run_dir: str | Path | None = None,
         resume: bool = False,
     ) -> FlowResult:
-        """The async form of :meth:`fit`."""
+        """Run the flow on ``train`` (criteria scored on ``valid`` too when given); :meth:`fit` is its blocking form."""
         if self.manager_client is None or self.worker_client is None:
             raise CritiqError("CritiQFlow.afit needs manager= and worker= clients (fit() opens default ones)")
         train = list(train)
@@ -144,6 +148,8 @@ class CritiQFlow:
             result.usage.cache_hits,
         )
         return result
+
+    fit = _blocking(afit)
 
     def _manager(self, state: RunState) -> Manager:
         client = self.manager_client

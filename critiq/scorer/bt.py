@@ -2,7 +2,8 @@
 
 The model scores each distinct text once per step (``s = X w``) and compares pairs by index, so a
 text shared by many pairs costs one row. With no intercept the loss is symmetric in the pair order,
-so no random sign flips are needed. Solved with a small numpy L-BFGS on the columns that occur.
+so no random sign flips are needed. Solved with a small numpy L-BFGS on the columns that occur (faster than
+scipy's here: see :func:`lbfgs`).
 """
 
 from __future__ import annotations
@@ -52,7 +53,10 @@ def lbfgs(
 ) -> tuple[np.ndarray, float, int]:
     """Minimise a smooth convex ``objective`` (returning value and gradient) with L-BFGS + Armijo backtracking.
 
-    Returns (x, f(x), iterations). Plain numpy: scipy's L-BFGS-B spends most of its time on bound logic here.
+    Returns (x, f(x), iterations). Kept over scipy's L-BFGS-B for its speed on this problem, with the same result:
+    ``python bench/lbfgs.py`` (the n-gram scorer's fit, 100 iterations each, best of 3, 2 shared cores under load
+    3–4) took 3.96 s against scipy's 6.54 s on 4,000 pairs (5,019 texts, 4.6 M non-zeros; losses 1209.38 and
+    1209.42, the same training accuracy) and 2.79 s against 4.73 s on 2,000 pairs.
     """
     x = x0.astype(np.float64)
     value, grad = objective(x)

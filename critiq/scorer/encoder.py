@@ -174,7 +174,7 @@ class EncoderScorer(Scorer):
                 offset = beta * delta[torch.from_numpy(idx).to(model.device)]
                 loss = -F.logsigmoid(chosen - rejected + offset).mean()
                 optimizer.zero_grad()
-                loss.backward()  # type: ignore[no-untyped-call]
+                torch.autograd.backward(loss)
                 optimizer.step()
                 total, steps = total + float(loss.detach()), steps + 1
             logger.info("encoder fine-tune epoch %d: mean BT loss %.4f", epoch + 1, total / max(steps, 1))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from critiq.testing.answers import request_seed, sample_instance
+from critiq.testing.serving import json_body
 
 FIELDS = {
     "model", "messages", "max_tokens", "system", "temperature", "top_p", "top_k", "stop_sequences", "stream",
@@ -198,10 +199,7 @@ def build_app(state: State) -> Any:
     from aiohttp import web
 
     async def messages(request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
+        body = await json_body(request)
         try:
             check(body, request.headers)
         except Refusal as refusal:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from critiq.testing.answers import answer_for, request_seed
+from critiq.testing.serving import json_body
 
 FIELDS = {"model", "messages", "format", "options", "stream", "keep_alive", "tools", "think"}
 MESSAGE_FIELDS = {"role", "content", "images", "tool_calls", "tool_name", "thinking"}
@@ -87,10 +88,7 @@ def build_app(state: State) -> Any:
     from aiohttp import web
 
     async def chat(request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
+        body = await json_body(request)
         try:
             check(body, state)
             if body.get("stream", True):

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from critiq.testing.answers import answer_for, request_seed, schema_in_prompt
+from critiq.testing.serving import json_body
 
 
 @dataclass(frozen=True)
@@ -305,10 +306,7 @@ def build_app(state: State) -> Any:
     from aiohttp import web
 
     async def chat(request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
+        body = await json_body(request)
         try:
             model = check(body, request.headers.get("Authorization"), state)
         except Refusal as refusal:

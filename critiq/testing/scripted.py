@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, overload
+from typing import Any
 
 from pydantic import BaseModel
 
 from critiq.llm.cache import RequestCache
 from critiq.llm.config import ModelConfig
-from critiq.llm.protocol import Completion, Messages, T
+from critiq.llm.protocol import ChatClient, Completion, Messages
 from critiq.llm.structured import parse_reply
 from critiq.llm.usage import Usage
 
 Responder = Callable[[Messages, type[BaseModel] | None], str | dict[str, Any] | None]
 
 
-class ScriptedClient:
+class ScriptedClient(ChatClient):
     """Answers with ``responder(messages, schema)``; records every call. ``None`` from the responder = a failure.
 
     No cache and no re-ask: each call is exactly one scripted answer, so tests can count them.
@@ -30,18 +30,8 @@ class ScriptedClient:
         self.cache: RequestCache | None = None
         self.calls: list[Messages] = []
 
-    @overload
-    async def complete(
-        self, messages: Messages, *, schema: type[T], sample: int = 0, **params: Any
-    ) -> Completion[T]: ...
-
-    @overload
-    async def complete(
-        self, messages: Messages, *, schema: None = None, sample: int = 0, **params: Any
-    ) -> Completion[BaseModel]: ...
-
-    async def complete(
-        self, messages: Messages, *, schema: type[BaseModel] | None = None, sample: int = 0, **params: Any
+    async def respond(
+        self, messages: Messages, schema: type[BaseModel] | None, sample: int, params: dict[str, Any]
     ) -> Completion[Any]:
         self.calls.append(messages)
         self.usage.requests += 1

@@ -13,6 +13,14 @@ from typing import Any
 from critiq.llm.ports import free_port
 
 
+async def json_body(request: Any) -> Any:
+    """An aiohttp request's JSON body, or None when it is not JSON (the server's check refuses it, as its provider)."""
+    try:
+        return await request.json()
+    except ValueError:
+        return None
+
+
 class AppServer:
     """``with AppServer(app) as server: ... server.url ...``; stops the loop and the thread on exit."""
 

@@ -194,5 +194,6 @@ def test_mine_dry_run_sends_nothing(varied_stub: StubServer, tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr[-2000:]
     assert varied_stub.stats()["total"] == 0
     assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
-    # worker: retrieval 10 × 6 + evaluation 3 × 4 × 6 = 132; manager: warm-up 6 + proposal 3 + 2 × (4 × 5 + 1) = 51
-    assert "132" in result.stderr and "51" in result.stderr and "nothing was sent" in result.stderr
+    # worker: retrieval 10 × 6 + evaluation 3 × 4 × 6 = 132; manager: warm-up 6 + proposal 3 + 2 reflections ×
+    # (4 criteria × (a critique for each of up to 6 wrong cases + 1 rewrite) + 1 proposal) = 67
+    assert "132" in result.stderr and "67" in result.stderr and "nothing was sent" in result.stderr

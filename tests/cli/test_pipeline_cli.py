@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from critiq.llm.local import LOCAL_MODEL
 from critiq.rundir import Annotation, Selection
+from critiq.scorer import Scorer
 from tests.paths import EXAMPLES
 
 
@@ -90,6 +92,8 @@ def test_cli_pipeline_on_the_embedded_model(tmp_path: Path, local_server: Any) -
     assert annotation.summary is not None and annotation.summary.written == 6
     assert annotation.usage is not None and annotation.usage.requests + annotation.usage.cache_hits >= 6
     assert annotation.model == LOCAL_MODEL and annotation.form is not None
+    # one criterion, margin 0: each label is that criterion's verdict (a tie where it answered none)
+    assert all(r["preferred"] == {"A": "a", "B": "b"}.get(r["votes"]["error_handling"]) for r in labeled)
 
     # the tiny model may tie or agree on everything: train on its labels plus the bundled human pairs
     train = tmp_path / "train.jsonl"
@@ -108,7 +112,9 @@ def test_cli_pipeline_on_the_embedded_model(tmp_path: Path, local_server: Any) -
         cwd=tmp_path,
     )
     scored = pq.read_table(tmp_path / "scored.parquet").to_pylist()
-    assert [r["id"] for r in scored] == [r["id"] for r in rows] and all("score" in r for r in scored)
+    assert [r["id"] for r in scored] == [r["id"] for r in rows]
+    expected = Scorer.load(tmp_path / "scorer").score([r["text"] for r in rows])  # the trained scorer's own scores
+    np.testing.assert_allclose([r["score"] for r in scored], expected, rtol=1e-5)
 
     _critiq(
         "select",
@@ -131,3 +137,4 @@ def test_cli_pipeline_on_the_embedded_model(tmp_path: Path, local_server: Any) -
     assert "<p>6 pairs labelled," in page and "used the embedded model" in page  # annotate.json names the model
     assert f"asked in the <code>{annotation.form}</code> form" in page
     assert "method top_k (k = 3)" in page and "3 records selected" in page
+    assert "ngram" in page  # the report read the run directory's scorer

@@ -458,3 +458,13 @@ def test_scan_reports_the_first_bad_row_of_a_long_file(tmp_path: Path) -> None:
     with pytest.raises(InputError) as error:
         scan_examples(path)
     assert str(error.value) == f"{path}:438: field 'text' is empty"
+
+
+def test_the_shared_dev_pairs_load_as_labelled_pairs(shared_pairs: Path) -> None:
+    """The human-labelled dev pairs (outside the repository; skipped when absent) load whole, labels and fields kept."""
+    raw = [json.loads(line) for line in shared_pairs.read_text(encoding="utf-8").splitlines() if line.strip()]
+    pairs = load_pairs(shared_pairs, require_labels=True)
+    assert [p.id for p in pairs] == [r["id"] for r in raw]
+    assert [p.gold for p in pairs] == [r["preferred"].upper() for r in raw]
+    assert [(p.a, p.b, p.domain) for p in pairs] == [(r["a"], r["b"], r["domain"]) for r in raw]
+    assert [p.metadata["source"] for p in pairs] == [r["source"] for r in raw]  # an unknown field goes to metadata

@@ -71,7 +71,8 @@ def test_mine_and_annotate_end_to_end(tmp_path: Path, endpoint: Any, model: str)
     kinds = {r["response_format"]["json_schema"]["name"] for r in state.requests if "response_format" in r}
     assert {"Reason", "PairAnswer"} <= kinds  # the manager's and the workers' schemas, both accepted strict
     if model == "o3-mini":
-        assert all("temperature" not in r and "max_tokens" not in r for r in state.requests)
+        # a reasoning model takes only its default temperature, 1 (the manager samples at 1, as in the paper)
+        assert all(r.get("temperature", 1) == 1 and "max_tokens" not in r for r in state.requests)
         assert all("max_completion_tokens" in r for r in state.requests)
 
     annotated = _critiq(

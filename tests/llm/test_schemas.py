@@ -1,7 +1,8 @@
 """Every schema critiq sends: OpenAI strict for hosted providers, compiled by xgrammar for vLLM, limits checked here.
 
 The schemas come from one registry (:func:`critiq.llm.structured.reply_schemas`) after importing every critiq
-module, so a new reply model is covered without being listed here.
+module, so a new reply model is covered without being listed here; the all-in-one replies, made per criteria count
+(:func:`critiq.mine.judge.all_in_one_answer`), are made for a few counts first.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ def _all_reply_schemas() -> list[type[Reply]]:
             importlib.import_module(module.name)
         except ImportError:  # an optional dependency (vllm, ray...) is not installed: its module holds no reply
             continue
+    from critiq.mine.judge import all_in_one_answer
+
+    for count in (1, 3, 12):  # the all-in-one replies are made per criteria count: a few of them, pairs and points
+        for pair in (True, False):
+            all_in_one_answer(count, pair)
     return [s for s in reply_schemas() if s.__module__.startswith("critiq.")]
 
 
@@ -42,6 +48,7 @@ IDS = [s.__name__ for s in SCHEMAS]
 def test_the_registry_holds_the_worker_and_manager_replies() -> None:
     names = set(IDS)
     assert {"PairAnswer", "PointAnswer", "Reason", "Proposal", "Proposals", "Critique"} <= names
+    assert {"PairVerdicts3", "PointVerdicts12"} <= names  # all-in-one replies, made per criteria count
 
 
 def _objects(node: Any) -> list[dict[str, Any]]:

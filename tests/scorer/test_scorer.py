@@ -193,8 +193,11 @@ def test_encoder_fit_save_load(encoder_available: None, tmp_path: Path) -> None:
 
 def test_encoder_finetune_tiny(encoder_available: None, tmp_path: Path) -> None:
     scorer = make_scorer("encoder", finetune=True, epochs=1, train_batch_size=8, max_seq_length=32)
+    probe = ["a clear explanation", "spam spam", "a careful derivation"]
+    before = scorer.embed(probe)
     report = scorer.fit(short_marker_pairs(16), valid_fraction=0.25)
     assert report.n_train == 12
+    assert not np.allclose(scorer.embed(probe), before, atol=1e-6)  # the encoder's own weights were trained
     scorer.save(tmp_path / "ft")
     assert (tmp_path / "ft" / "encoder" / "modules.json").is_file()
     loaded = Scorer.load(tmp_path / "ft")
