@@ -27,7 +27,7 @@ def test_ablate_runs_every_method_on_the_embedded_model(tmp_path: Path, local_se
     (tmp_path / "test.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs[4:8]))
     args = ["ablate", "train.jsonl", "--test", "test.jsonl", "--out", "abl", "--n-criteria", "2", "--iterations", "1"]
     args += ["--kb-candidates", "2", "--max-chars", "600", "--task", "short Python functions", "--domain", "code"]
-    args += ["--model", LOCAL_MODEL, "--api-base", local_server.api_base, "--schema-mode", "json_object"]
+    args += ["--model", LOCAL_MODEL, "--api-base", local_server.api_base]
     args += ["--cache-dir", str(tmp_path / "cache"), "--concurrency", "1", "--timeout", "600"]
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")} | {"COLUMNS": "200"}
     result = subprocess.run(
