@@ -14,8 +14,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from critiq.cli.app import app
+from critiq.cli.data_options import DataOptions, data_options
 from critiq.cli.display import console
 from critiq.cli.options import model_options
+from critiq.data.sources import Source
 from critiq.errors import CritiqError, InputError
 from critiq.llm.session import ModelSettings
 from critiq.stats import pct
@@ -25,6 +27,7 @@ RANK_BY = ("auto", "scorer", "criteria", "random")
 
 @app.command()
 @model_options
+@data_options
 def label(
     inputs: Annotated[
         list[str],
@@ -63,6 +66,7 @@ def label(
         bool, typer.Option("--agreement", help="print agreement between the annotators of the label files given")
     ] = False,
     settings: ModelSettings = ModelSettings(),
+    data: DataOptions = DataOptions(),
 ) -> None:
     """Label pairs of CORPUS on a local page: the first step, before `critiq mine`."""
     if agreement:
@@ -82,7 +86,7 @@ def label(
     if rank_by == "auto":
         rank_by = "criteria" if settings.model or settings.worker_model else "scorer"
     _serve(
-        corpus,
+        data.source(corpus),
         out,
         settings,
         rank_by=rank_by,
@@ -104,7 +108,7 @@ def label(
     )
 
 
-def _serve(corpus: str, out: Path, settings: ModelSettings, *, rank_by: str, **options: Any) -> None:
+def _serve(corpus: Source, out: Path, settings: ModelSettings, *, rank_by: str, **options: Any) -> None:
     from critiq.label import CandidatePool, LabelSession, LabelStore, ScorerRanker, Selector, make_app, read_corpus
     from critiq.label import serve as serve_page
     from critiq.label.selection import Ranker
@@ -132,7 +136,7 @@ def _serve(corpus: str, out: Path, settings: ModelSettings, *, rank_by: str, **o
             store,
             selector,
             annotator=options["annotator"],
-            source=corpus,
+            source=corpus.name,
             target=options["target"],
             task=options["task"],
         )

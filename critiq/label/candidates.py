@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from critiq.annotate import draw_pairs
 from critiq.data.loaders import iter_examples
 from critiq.data.models import Pair, Point
+from critiq.data.sources import Source
 from critiq.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class Candidate:
 
 
 def read_corpus(
-    source: str,
+    source: str | Source,
     *,
     text_field: str = "text",
     prompt_field: str = "prompt",
@@ -90,11 +91,15 @@ def read_corpus(
         seen.add(text.full)
         texts.append(text)
         if max_texts is not None and len(texts) >= max_texts:
-            log.info("%s: using the first %d texts (--max-texts)", source, max_texts)
+            log.info("%s: using the first %d texts (--max-texts)", _name(source), max_texts)
             break
     if len(texts) < 2:
-        raise InputError(f"needs at least two distinct texts to pair, found {len(texts)}", source=source)
+        raise InputError(f"needs at least two distinct texts to pair, found {len(texts)}", source=_name(source))
     return texts
+
+
+def _name(source: str | Source) -> str:
+    return source if isinstance(source, str) else source.name
 
 
 def _texts(examples: Iterable[Pair | Point], prompt_field: str) -> Iterator[Text]:

@@ -45,6 +45,13 @@ def test_bad_corpus_is_one_error_line_and_nothing_written(tmp_path: Path, conten
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl"]
 
 
+@pytest.mark.parametrize("flags", [["--skip", "4"], ["--limit", "1"]], ids=["skip", "limit"])
+def test_skip_and_limit_slice_the_corpus(tmp_path: Path, flags: list[str]) -> None:
+    corpus = write_corpus(tmp_path / "corpus.jsonl", [{"text": f"text number {i}"} for i in range(5)])
+    line = _error_line(_run("label", str(corpus), "--out", str(tmp_path / "out.jsonl"), "--no-browser", *flags))
+    assert "needs at least two distinct texts to pair, found 1" in line  # only the slice was read
+
+
 def test_an_out_that_is_not_a_pairs_file_is_one_error_line_and_left_alone(tmp_path: Path) -> None:
     corpus = write_corpus(tmp_path / "corpus.jsonl", prompted_rows(prompts=2))
     out = write_corpus(tmp_path / "notes.jsonl", [{"text": "my notes"}])
