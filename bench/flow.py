@@ -51,8 +51,8 @@ def run_once(server: LocalServer, cache_dir: str, pairs: list[Pair], args: argpa
     evidence = result.evidence
     if evidence:
         print(
-            f"  evidence: {evidence['notes']} notes, {evidence['requests_trimmed']} of {evidence['requests']} manager "
-            f"requests cut to fit {evidence['context']} tokens (at least {evidence['fewest_used']} notes kept)"
+            f"  evidence: {evidence.notes} notes, {evidence.requests_trimmed} of {evidence.requests} manager "
+            f"requests cut to fit {evidence.context} tokens (at least {evidence.fewest_used} notes kept)"
         )
 
 
