@@ -45,8 +45,8 @@ class RunDir:
             state = RunState.model_validate_json(self.state_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return False  # let load() report it
-        if state.version != STATE_VERSION or state.step != "start":
-            return False
+        if state.version != STATE_VERSION or "step" not in state.model_fields_set or state.step != "start":
+            return False  # a checkpoint critiq wrote records its step; one without it is not a fresh start
         no_judgments = not self.judgments_file.exists() or self.judgments_file.stat().st_size == 0
         return state.usage_before.requests == 0 and no_judgments and not state.notes
 

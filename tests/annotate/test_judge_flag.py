@@ -109,6 +109,7 @@ def test_all_in_one_on_the_embedded_model(tmp_path: Path, local_server: Any) -> 
     command = [sys.executable, "-m", "critiq.cli.main", "judge", str(pairs), "--criteria", str(criteria)]
     command += ["--out", str(out), "--judge", "all-in-one", "--swap", "none", "--concurrency", "1"]
     command += ["--model", LOCAL_MODEL, "--api-base", local_server.api_base, "--timeout", "600"]
+    command += ["--cache-dir", str(tmp_path / "cache")]  # a cold cache: every request counted is sent
     result = subprocess.run(
         command, capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "COLUMNS": "300"}, timeout=1200
     )
@@ -117,5 +118,6 @@ def test_all_in_one_on_the_embedded_model(tmp_path: Path, local_server: Any) -> 
     assert sorted(r["id"] for r in records) == ["p0", "p1"]
     assert all(set(r["votes"]) == set(VERDICTS) and r["asked"] == len(CRITERIA) for r in records)
     # one request answered every criterion of a pair: per criterion it would take 2 × 3 (a re-ask adds one)
-    sent = int(re.search(r"requests (\d+)", result.stdout + result.stderr).group(1))  # type: ignore[union-attr]
-    assert 2 <= sent < 2 * len(CRITERIA)
+    found = re.search(r"requests (\d+)", result.stdout + result.stderr)
+    assert found is not None, result.stdout + result.stderr
+    assert 2 <= int(found.group(1)) < 2 * len(CRITERIA)
