@@ -62,3 +62,12 @@ def shared_pairs() -> Path:
 @pytest.fixture()
 def code_pairs_path() -> Path:
     return EXAMPLES / "code_pairs.jsonl"
+
+
+@pytest.fixture(scope="module")
+def ray_session() -> Iterator[None]:
+    """A local Ray of 2 CPUs for one test module (ray.init(local_mode=True) raises)."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -149,14 +148,6 @@ def test_select_file_writes_selected_records_in_corpus_order(scorer_dir: Path, c
 
 
 # --- Ray Data -----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def ray_session() -> Iterator[None]:
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def test_ray_engine_writes_shards_through_a_filesystem_uri(
