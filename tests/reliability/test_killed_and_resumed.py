@@ -92,14 +92,7 @@ def test_mine_killed_and_resumed(
         assert_json_files_whole(tmp_path / "run")
         answered = cached_answers(tmp_path / "cache") - before
         assert 0 <= sent - answered <= 2 * CONCURRENCY  # only requests in flight at the kill were lost
-    answered = cached_answers(tmp_path / "cache")
-    slow_stub.script([])
-    result = critiq([*args, "--resume"], tmp_path)
-    assert_ok(result)
-    # nothing already answered was asked again, and nothing else was skipped
-    assert slow_stub.stats()["total"] == mine_reference.requests - answered
-    assert json.loads((tmp_path / "run" / "criteria.json").read_text()) == mine_reference.outputs["criteria"]
-    assert_json_files_whole(tmp_path / "run")
+    _resume_finishes_the_reference_run(args, tmp_path, slow_stub, mine_reference)
 
 
 def test_mine_budget_stop_then_resume(slow_stub: StubServer, mine_reference: Reference, tmp_path: Path) -> None:
@@ -115,12 +108,7 @@ def test_mine_budget_stop_then_resume(slow_stub: StubServer, mine_reference: Ref
     assert slow_stub.stats()["total"] == 10  # not one more, though requests were in flight together
     assert "ERROR" not in stopped.stderr and "Traceback" not in stopped.stderr
     assert_json_files_whole(tmp_path / "run")
-    answered = cached_answers(tmp_path / "cache")
-    slow_stub.script([])
-    result = critiq([*args, "--resume"], tmp_path)
-    assert_ok(result)
-    assert slow_stub.stats()["total"] == mine_reference.requests - answered
-    assert json.loads((tmp_path / "run" / "criteria.json").read_text()) == mine_reference.outputs["criteria"]
+    _resume_finishes_the_reference_run(args, tmp_path, slow_stub, mine_reference)
 
 
 def _annotate_pairs(n: int) -> list[dict[str, Any]]:
@@ -202,3 +190,15 @@ def test_annotate_budget_stop_then_resume(slow_stub: StubServer, annotate_refere
     assert_ok(result)
     assert slow_stub.stats()["total"] == annotate_reference.requests - answered
     assert {r["id"]: r for r in read_jsonl(work / "labels.jsonl")} == annotate_reference.outputs["records"]
+
+
+def _resume_finishes_the_reference_run(args: list[Any], tmp_path: Path, stub: StubServer, reference: Reference) -> None:
+    """``--resume`` asks only what the cache does not hold and ends with the uninterrupted run's criteria."""
+    answered = cached_answers(tmp_path / "cache")
+    stub.script([])
+    result = critiq([*args, "--resume"], tmp_path)
+    assert_ok(result)
+    # nothing already answered was asked again, and nothing else was skipped
+    assert stub.stats()["total"] == reference.requests - answered
+    assert json.loads((tmp_path / "run" / "criteria.json").read_text()) == reference.outputs["criteria"]
+    assert_json_files_whole(tmp_path / "run")
