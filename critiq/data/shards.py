@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from typing_extensions import Self
 
 from critiq.data.cards import MARKER, DatasetCard, render_card
+from critiq.lock import OutputLock
 from critiq.errors import CritiqError
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,13 @@ class ShardWriter(PartWriter):
             raise CritiqError("--shard-rows must be > 0")
         self.out, self.split = os.fspath(out), split
         fs, self.root = output_filesystem(out)
-        check_output_folder(fs, self.root, self.out)
+        # one process per local output folder (critiq.lock); a remote store has no such lock
+        self._lock = OutputLock(self.root) if isinstance(fs, pafs.LocalFileSystem) else None
+        try:
+            check_output_folder(fs, self.root, self.out)
+        except BaseException:
+            self._release()
+            raise
         self._created = fs.get_file_info(self.root).type == pafs.FileType.NotFound
         super().__init__(fs, f"{self.root}/.critiq-staging-{uuid.uuid4().hex[:12]}", shard_rows)
 
@@ -191,6 +198,11 @@ class ShardWriter(PartWriter):
         super().abort()
         if self._created:
             remove_if_empty(self.fs, self.root)
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
 
 
 def check_output_folder(fs: pafs.FileSystem, root: str, label: str) -> None:

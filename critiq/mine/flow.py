@@ -24,6 +24,7 @@ from typing import Any, Concatenate, ParamSpec
 from critiq.data.models import Criterion, CriterionStats, Example, Judgment, Pair
 from critiq.errors import BudgetExceeded, CritiqError
 from critiq.llm.protocol import ChatClient
+from critiq.lock import OutputLock
 from critiq.llm.sync import run_sync
 from critiq.llm.usage import Usage
 from critiq.mine.config import FlowConfig, JudgeMode, SwapMode
@@ -111,6 +112,12 @@ class CritiQFlow:
         _check_examples(train, "train")
         self._gold = {e.id: e.gold for e in train}
         run = RunDir(run_dir or tempfile.mkdtemp(prefix="critiq-run-"))
+        with OutputLock(run.path):  # one process per run directory: a second one stops here, having written nothing
+            return await self._afit(train, valid, run, resume)
+
+    async def _afit(
+        self, train: list[Example], valid: Sequence[Example] | None, run: RunDir, resume: bool
+    ) -> FlowResult:
         state = self._open_state(run, train, resume)
         config = self.config
         worker = Worker(self.worker_client, self.prompts, swap=config.swap, seed=config.seed, mode=config.judge)
