@@ -69,7 +69,9 @@ def staging_dir(target: str | os.PathLike[str]) -> Path:
     """A new empty folder beside ``target`` to build its replacement in (see :func:`replace_dir`)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".new"))
+    staged = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".new"))
+    staged.chmod(0o777 & ~current_umask())  # the mode a plain mkdir gives, not mkdtemp's 0700
+    return staged
 
 
 def replace_dir(staged: Path, target: Path) -> None:

@@ -65,10 +65,10 @@ def make_app(session: LabelSession, *, secret: str | None = None) -> web.Applica
     app[SECRET] = secret or secrets.token_urlsafe(24)
     app[HOSTS] = set()
     app[ANY_IP_PORT] = []
+    app.router.add_get("/favicon.ico", _empty)  # before /{key}, which would match it too
     for route, (name, content_type) in PAGE_FILES.items():
         app.router.add_get("/{key}/" + route, _static(page_file(name), content_type))
     app.router.add_get("/{key}", _to_page)
-    app.router.add_get("/favicon.ico", _empty)
     app.router.add_post("/{key}/api/next", _next)
     app.router.add_post("/{key}/api/answer", _answer)
     app.router.add_post("/{key}/api/undo", _undo)

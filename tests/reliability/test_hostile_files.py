@@ -171,6 +171,46 @@ def test_a_kill_during_a_scorer_save_leaves_the_old_or_the_new_one(tmp_path: Pat
     assert all(name.endswith((".new", ".old")) for name in strays)
 
 
+PUBLISH_LOOP = """
+import sys
+from critiq.data.cards import DatasetCard
+from critiq.data.shards import jsonl_to_shards
+card = DatasetCard(title="t", summary="s")
+print("publishing", flush=True)
+while True:
+    jsonl_to_shards(sys.argv[1], sys.argv[3], card, shard_rows=10)
+    jsonl_to_shards(sys.argv[2], sys.argv[3], card, shard_rows=7)
+"""
+
+
+def test_a_kill_while_publishing_shards_leaves_the_old_set_or_the_new_one(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from critiq.data.cards import DatasetCard
+    from critiq.data.shards import jsonl_to_shards
+
+    small = write_jsonl(tmp_path / "small.jsonl", [{"id": i, "text": f"s{i}"} for i in range(30)])
+    large = write_jsonl(tmp_path / "large.jsonl", [{"id": i, "text": f"l{i}"} for i in range(50)])
+    out = tmp_path / "shards"
+    jsonl_to_shards(small, out, DatasetCard(title="t", summary="s"), shard_rows=10)
+    expected = {(3, 30), (8, 50)}  # (shards, rows) of each set
+    rng = random.Random(4)
+    for _ in range(6):
+        publisher = subprocess.Popen(
+            [sys.executable, "-c", PUBLISH_LOOP, str(small), str(large), str(out)], stdout=subprocess.PIPE, text=True
+        )
+        assert publisher.stdout is not None and publisher.stdout.readline().strip() == "publishing"
+        time.sleep(rng.uniform(0.05, 0.8))
+        publisher.send_signal(signal.SIGKILL)
+        publisher.wait()
+        shards = sorted((out / "data").glob("train-*.parquet"))
+        rows = sum(pq.read_metadata(path).num_rows for path in shards)
+        assert (len(shards), rows) in expected, [p.name for p in shards]
+        assert all(path.name.endswith(f"-of-{len(shards):05d}.parquet") for path in shards)
+        card = (out / "README.md").read_text(encoding="utf-8")
+        assert all(path.name in card for path in shards)  # the card describes the shards beside it
+
+
 # --------------------------------------------------------------------------------- 5. a scorer cannot send data
 def test_a_manifest_with_api_base_is_ignored(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Someone else's scorer folder names their server: loading it must not make scoring send texts there."""
