@@ -31,6 +31,7 @@ class OutputLock:
     """The held lock of one output; :meth:`release` (or leaving the ``with`` block) frees it."""
 
     def __init__(self, output: str | os.PathLike[str]) -> None:
+        self._fd: int | None = None
         self.output = Path(output)
         self.path = lock_path(output)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,13 +41,15 @@ class OutputLock:
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
             os.close(fd)
+            if holder == str(os.getpid()):
+                raise OutputLocked(f"{self.output}: already open in this process (pid {holder}); close it first")
             raise OutputLocked(
                 f"{self.output}: in use by another critiq process (pid {holder}); wait for it to finish, "
                 "or stop it, then run again"
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-        self._fd: int | None = fd
+        self._fd = fd
 
     def release(self) -> None:
         if self._fd is not None:

@@ -75,7 +75,7 @@ def test_restarts_then_every_pair_of_the_corpus_is_labelled(tmp_path: Path, text
     rows = read_rows(out) + read_rows(tmp_path / "labels.skipped.jsonl")
     keys = {frozenset((row["a"], row["b"])) for row in rows}
     assert len(rows) == len(keys) == total, (len(rows), len(keys), total)
-    assert restarts >= 2
+    assert restarts >= 1
     session.store.close()
 
 

@@ -111,6 +111,7 @@ def test_restart_resumes_without_showing_an_answered_pair(tmp_path: Path) -> Non
         return ids
 
     before = asyncio.run(answer_all(session, 2))
+    session.store.close()  # the process stops: its lock on --out goes with it
     with out.open("ab") as handle:  # a kill in the middle of a write leaves a torn line
         handle.write(b'{"id": "torn", "a": "x')
     resumed = _session(out, n=8)
