@@ -193,12 +193,15 @@ def test_other_sites_can_neither_read_nor_drain_the_pairs(tmp_path: Path) -> Non
             for target in (f"{origin}/api/next", f"{origin}/guessed-key/api/next")
         )
         attacker = browser.new_context().new_page()
-        seen: list[int] = []
-        attacker.on("response", lambda response: seen.append(response.status) if "/api/" in response.url else None)
+        sent: list[str] = []
+        refused: list[int] = []
+        attacker.on("request", lambda request: sent.append(request.url) if "/api/" in request.url else None)
+        attacker.on("response", lambda response: refused.append(response.status) if "/api/" in response.url else None)
         with _other_site(f"<html><body>{images}<script>{posts}</script></body></html>") as site:
             attacker.goto(site)
             attacker.wait_for_function("() => Array.from(document.images).every(image => image.complete)")
-        assert seen.count(403) >= 12, seen  # every image request reached the server and was refused
+        assert len(sent) == 14, sent  # the browser did send the 12 GETs and the 2 POSTs
+        assert refused and set(refused) == {403}, refused  # those whose answer the page may see: refused
 
         page = browser.new_context().new_page()
         page.goto(url)
