@@ -43,7 +43,9 @@ class OutputLock:
                 holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
                 os.close(fd)
                 if holder == str(os.getpid()):
-                    raise OutputLocked(f"{self.output}: already open in this process (pid {holder}); close it first")
+                    raise OutputLocked(
+                        f"{self.output}: already open in this process (pid {holder}); close it first"
+                    ) from None
                 raise OutputLocked(
                     f"{self.output}: in use by another critiq process (pid {holder}); wait for it to finish, "
                     "or stop it, then run again"

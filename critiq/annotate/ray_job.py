@@ -25,8 +25,8 @@ from critiq.annotate.records import Agreement
 from critiq.data.models import Criterion, Example, Pair, Point
 from critiq.errors import BudgetExceeded, CritiqError
 from critiq.io import JsonlAppender
-from critiq.lock import OutputLock
 from critiq.llm.config import ModelConfig
+from critiq.lock import OutputLock
 from critiq.mine.judge import SwapMode, WorkerMode
 from critiq.rundir.annotation import AnnotationSummary
 

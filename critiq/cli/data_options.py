@@ -43,4 +43,5 @@ class DataOptions:
 
 
 data_options = option_group("data", _SHARED, lambda values: DataOptions(**values))
-"""Add ``--config``, ``--skip``, ``--limit`` and ``--max-row-bytes`` to a typer command; it receives them as ``data: DataOptions``."""
+"""Add ``--config``, ``--skip``, ``--limit`` and ``--max-row-bytes`` to a typer command; it receives them as
+``data: DataOptions``."""

@@ -25,9 +25,9 @@ from pydantic import BaseModel
 from typing_extensions import Self
 
 from critiq.data.cards import MARKER, DatasetCard, render_card
+from critiq.errors import CritiqError
 from critiq.io import replace_dir, staging_dir
 from critiq.lock import OutputLock
-from critiq.errors import CritiqError
 
 log = logging.getLogger(__name__)
 

@@ -114,7 +114,8 @@ def resolve(
     ``IterableDataset``, a pandas DataFrame or an iterable of mappings.
 
     ``config`` names a Hub configuration; ``limit`` and ``skip`` slice the rows; ``name`` labels in-memory data in
-    messages; ``max_row_bytes`` raises (or lowers) the cap on one row of a text file. Raises :class:`~critiq.errors.InputError` with one line a user can act on.
+    messages; ``max_row_bytes`` raises (or lowers) the cap on one row of a text file. Raises
+    :class:`~critiq.errors.InputError` with one line a user can act on.
     """
     if isinstance(source, Source):
         resolved = source
@@ -331,7 +332,9 @@ def _hub(text: str, config: str | None) -> Source:
     """``hf://ORG/NAME[@REVISION][:SPLIT]``: resolved by ``datasets.load_dataset_builder``; nothing is downloaded."""
     match = HUB_NAME.fullmatch(text)
     if not match or "--" in match["repo"] or ".." in match["repo"] or len(match["repo"]) > 96:
-        raise InputError("expected hf://ORG/NAME[@REVISION][:SPLIT], ORG and NAME as the Hub spells repo ids", source=text)
+        raise InputError(
+            "expected hf://ORG/NAME[@REVISION][:SPLIT], ORG and NAME as the Hub spells repo ids", source=text
+        )
     if os.path.lexists(match["repo"]):  # datasets would read this local path instead of the Hub repo
         raise InputError(
             f"a local path {match['repo']!r} exists, which would be read instead of the Hub; "

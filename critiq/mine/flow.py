@@ -24,9 +24,9 @@ from typing import Any, Concatenate, ParamSpec
 from critiq.data.models import Criterion, CriterionStats, Example, Judgment, Pair
 from critiq.errors import BudgetExceeded, CritiqError
 from critiq.llm.protocol import ChatClient
-from critiq.lock import OutputLock
 from critiq.llm.sync import run_sync
 from critiq.llm.usage import Usage
+from critiq.lock import OutputLock
 from critiq.mine.config import FlowConfig, JudgeMode, SwapMode
 from critiq.mine.evidence import EvidenceFitter, context_window
 from critiq.mine.judge import Worker
@@ -118,6 +118,7 @@ class CritiQFlow:
     async def _afit(
         self, train: list[Example], valid: Sequence[Example] | None, run: RunDir, resume: bool
     ) -> FlowResult:
+        assert self.worker_client is not None  # checked by afit
         state = self._open_state(run, train, resume)
         config = self.config
         worker = Worker(self.worker_client, self.prompts, swap=config.swap, seed=config.seed, mode=config.judge)

@@ -88,9 +88,8 @@ def test_a_second_process_on_one_output_stops_with_the_holders_pid(tmp_path: Pat
 
 def test_the_lock_is_freed_when_its_holder_dies(tmp_path: Path) -> None:
     target = tmp_path / "labels.jsonl"
-    with held_by_another_process(target) as pid:
-        with pytest.raises(OutputLocked, match=f"pid {pid}"):
-            OutputLock(target)
+    with held_by_another_process(target) as pid, pytest.raises(OutputLocked, match=f"pid {pid}"):
+        OutputLock(target)
     with OutputLock(target):  # the holder was killed: the kernel dropped its lock
         pass
 
@@ -106,7 +105,9 @@ def _trained(tmp_path: Path, seed: int) -> Scorer:
 
 
 def test_existing_outputs_are_refused_without_force(tmp_path: Path) -> None:
-    write_jsonl(tmp_path / "labels.jsonl", [{"a": f"good text {i} " * 4, "b": "bad", "preferred": "a"} for i in range(12)])
+    write_jsonl(
+        tmp_path / "labels.jsonl", [{"a": f"good text {i} " * 4, "b": "bad", "preferred": "a"} for i in range(12)]
+    )
     write_jsonl(tmp_path / "corpus.jsonl", [{"text": f"text {i}"} for i in range(5)])
     for name in ("scorer", "scored.parquet", "chosen.jsonl"):
         path = tmp_path / name
@@ -228,13 +229,15 @@ def test_a_manifest_with_api_base_is_ignored(tmp_path: Path, caplog: pytest.LogC
     (folder / "scorer.json").write_text(json.dumps(manifest))
     with caplog.at_level("WARNING"):
         scorer = Scorer.load(folder)
-    assert getattr(scorer, "api_base") is None and getattr(scorer, "api_model") is None
+    assert scorer.api_base is None and scorer.api_model is None
     assert "ignoring ['api_base', 'api_model'] from the manifest" in caplog.text
     assert "api_base" not in scorer.config() and "api_model" not in scorer.config()  # nor saved again
 
 
 # --------------------------------------------------------------------------------- 6. hf:// is the Hub only
-@pytest.mark.parametrize("name", ["hf://../x", "hf://../../etc", "hf://org/..", "hf://a--b/c", "hf://./x", "hf://o/n/x"])
+@pytest.mark.parametrize(
+    "name", ["hf://../x", "hf://../../etc", "hf://org/..", "hf://a--b/c", "hf://./x", "hf://o/n/x"]
+)
 def test_hub_names_that_are_not_repo_ids_are_refused(
     tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
