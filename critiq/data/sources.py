@@ -31,7 +31,7 @@ FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv"
 COMPRESSIONS = (".gz", ".bz2", ".xz")
 # a Hub repo id by the Hub's rules: ORG/NAME, letters, digits, '-', '_', '.', no '--' or '..', at most 96 characters
 _HUB_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
-MAX_ROW_BYTES = 64 * 2**20  # one row of a text file: 64 MiB unless max_row_bytes= (--max-row-bytes) says otherwise
+MAX_ROW_BYTES = 16 * 2**20  # one row of a text file: 16 MiB unless max_row_bytes= (--max-row-bytes) says otherwise
 HUB_NAME = re.compile(
     rf"hf://(?P<repo>{_HUB_PART}/{_HUB_PART})(?:@(?P<revision>[^:\s]+))?(?::(?P<split>[A-Za-z0-9_.-]+))?"
 )
