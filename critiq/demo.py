@@ -125,19 +125,20 @@ def run_demo(
     if len(labelled_pairs) < 4:
         raise CritiqError(f"only {len(labelled_pairs)} annotated pairs got a label; rerun with more pairs")
     report = scorer.fit(labelled_pairs, seed=settings.seed)
-    scorer.save(out / "scorer")
+    scorer.save(out / "scorer", force=True)  # the demo's own folder: each rerun redoes this step
     tick("train scorer", 1, 1)
     log.info("scorer: %s", report.summary())
 
     # 4. score the corpus and select its best part
     tick("score + select", 0, 1)
-    score_corpus(corpus, out / "scorer", out / "scored.parquet")
+    score_corpus(corpus, out / "scorer", out / "scored.parquet", force=True)
     chosen = select_file(
         out / "scored.parquet",
         out / "selected.jsonl",
         fraction=settings.select_fraction,
         temperature=settings.temperature,
         seed=settings.seed,
+        force=True,
     )
     record_selection(
         out / "selected.jsonl",

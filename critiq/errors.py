@@ -26,3 +26,11 @@ class InputError(CritiqError):
 
 class BudgetExceeded(CritiqError):
     """The request or cost budget is spent; finished work is saved and a rerun resumes."""
+
+
+class OutputExists(CritiqError):
+    """An output that already exists and would be replaced: ``force=True`` (``--force``) allows it."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        super().__init__(f"{target}: already exists; pass force=True to replace it (or choose another output)")

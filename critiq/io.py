@@ -1,9 +1,15 @@
-"""Crash-safe file writes: atomic replace for documents, append + fsync for record streams."""
+"""Crash-safe file writes: atomic replace for documents and folders, append + fsync for record streams.
+
+Replaced files get the mode the user's umask gives (not ``mkstemp``'s 0600), and the directory is fsync'd after each
+rename, so the new name survives a power cut too.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -29,11 +35,78 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
+            os.fchmod(handle.fileno(), 0o666 & ~current_umask())
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    sync_directory(path.parent)
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def sync_directory(directory: str | os.PathLike[str]) -> None:
+    """fsync a directory, so that a rename or a new file in it is durable (a no-op where that is unsupported)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def staging_dir(target: str | os.PathLike[str]) -> Path:
+    """A new empty folder beside ``target`` to build its replacement in (see :func:`replace_dir`)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".new"))
+    staged.chmod(0o777 & ~current_umask())  # the mode a plain mkdir gives, not mkdtemp's 0700
+    return staged
+
+
+def replace_dir(staged: Path, target: Path) -> None:
+    """Put the folder ``staged`` at ``target``: a reader, or a kill at any moment, sees the old folder or the new.
+
+    An existing ``target`` is swapped atomically with ``renameat2(RENAME_EXCHANGE)`` (Linux) and then removed;
+    elsewhere it is renamed aside first, so a kill in between leaves the old folder as ``.NAME.*.old``.
+    """
+    if not target.exists():
+        os.rename(staged, target)
+    elif _exchange(staged, target):
+        shutil.rmtree(staged)  # now the old folder
+    else:
+        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old"))
+        os.rename(target, old / target.name)
+        os.rename(staged, target)
+        shutil.rmtree(old)
+    sync_directory(target.parent)
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths atomically; False where the system cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    result = renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange)
+    if result != 0:
+        errno = ctypes.get_errno()
+        if errno in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: this file system cannot exchange
+            return False
+        raise OSError(errno, os.strerror(errno), os.fspath(second))
+    return True
 
 
 class JsonlAppender:

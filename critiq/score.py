@@ -28,7 +28,7 @@ from critiq.data.cards import scored_card
 from critiq.data.reader import iter_tables
 from critiq.data.shards import DEFAULT_SHARD_ROWS, ShardWriter
 from critiq.data.sources import FORMATS, resolve
-from critiq.errors import CritiqError, InputError
+from critiq.errors import CritiqError, InputError, OutputExists
 from critiq.scorer.base import Scorer
 from critiq.scorer.corpus import ParquetSink, atomic_path
 from critiq.selection import select
@@ -120,6 +120,7 @@ def score_corpus(
     config: str | None = None,
     limit: int | None = None,
     skip: int = 0,
+    force: bool = False,
 ) -> ScoreSummary:
     """Score every record of ``input`` and write ``out``.
 
@@ -128,7 +129,8 @@ def score_corpus(
     ``limit`` scored. ``scorer``: a ``Scorer`` or a saved scorer directory. ``out``: a ``.parquet`` file (written
     atomically), or a folder / URI that gets Parquet shards of ``shard_rows`` rows in Hub layout with a README.md
     dataset card. Records keep all their fields; an ``id_field`` column (the row number in the source) is added when
-    the input has none (engine ``datasets``). ``max_chars`` truncates texts before scoring.
+    the input has none (engine ``datasets``). ``max_chars`` truncates texts before scoring. An existing ``.parquet``
+    ``out`` is replaced only with ``force``.
     """
     if batch_size <= 0:
         raise CritiqError("--batch-size must be > 0")
@@ -142,6 +144,8 @@ def score_corpus(
     if suffix in FORMATS and suffix != ".parquet":
         raise CritiqError(f"the scored output must be a .parquet file or a folder for shards, got {target}")
     sharded = shard_rows is not None or suffix != ".parquet"
+    if not sharded and Path(target).exists() and not force:
+        raise OutputExists(target)
     start = time.perf_counter()
     if engine == "ray":
         from critiq.integrations.ray import score_with_ray
@@ -271,11 +275,15 @@ def select_file(
     seed: int | None = None,
     text_field: str = "text",
     token_field: str | None = None,
+    force: bool = False,
 ) -> SelectSummary:
     """Select from a scored output (see ``critiq.selection.select``) and write the records as JSONL.
 
-    Records are written in corpus order, with all their fields, atomically.
+    Records are written in corpus order, with all their fields, atomically; an existing ``out`` is replaced only
+    with ``force``.
     """
+    if Path(out).exists() and not force:
+        raise OutputExists(os.fspath(out))
     scores, token_counts = read_scored(scored_path, text_field=text_field, token_field=token_field)
     chosen = select(
         scores,

@@ -78,7 +78,7 @@ def test_all_input_kinds_give_the_same_scores(
     (tmp_path / "in.json").write_text(json.dumps(records))
     expected = expected_scores(scorer_dir, records)
     for source in (tmp_path / "hf", dataset, tmp_path / "in.parquet", tmp_path / "in.json"):
-        score_corpus(source, scorer_dir, tmp_path / "out.parquet", batch_size=50)
+        score_corpus(source, scorer_dir, tmp_path / "out.parquet", batch_size=50, force=True)  # replaced each time
         np.testing.assert_array_equal(pq.read_table(tmp_path / "out.parquet").column("score").to_numpy(), expected)
 
 

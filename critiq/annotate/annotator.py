@@ -21,6 +21,7 @@ from critiq.annotate.records import Agreement, record_for
 from critiq.data.models import Criterion, Example
 from critiq.errors import CritiqError
 from critiq.io import JsonlAppender, iter_jsonl
+from critiq.lock import OutputLock
 from critiq.mine.judge import Worker
 from critiq.rundir.annotation import AnnotationSummary
 
@@ -58,59 +59,60 @@ async def annotate(
     former name of ``sync_every``.
     """
     out = Path(out)
-    if out.exists() and out.stat().st_size and not resume:
-        raise CritiqError(f"--out {out}: already exists; pass --resume to continue it or choose another file")
-    if batch_size is not None:
-        sync_every = batch_size
-    unit: PairJudge = judge or PerCriterionJudge(worker, criteria, margin=margin, early_stop=early_stop)
-    workers = concurrency or int(getattr(worker.client, "concurrency", 8))
-    finished = done_ids(out) if resume else set()
-    summary = AnnotationSummary(out=str(out), early_stop=early_stop and isinstance(unit, PerCriterionJudge))
-    agreement = Agreement(criteria, margin)
-    failures = _Failures(failed_path(out))
+    with OutputLock(out):  # one process per --out: a second one stops here, before reading or writing
+        if out.exists() and out.stat().st_size and not resume:
+            raise CritiqError(f"--out {out}: already exists; pass --resume to continue it or choose another file")
+        if batch_size is not None:
+            sync_every = batch_size
+        unit: PairJudge = judge or PerCriterionJudge(worker, criteria, margin=margin, early_stop=early_stop)
+        workers = concurrency or int(getattr(worker.client, "concurrency", 8))
+        finished = done_ids(out) if resume else set()
+        summary = AnnotationSummary(out=str(out), early_stop=early_stop and isinstance(unit, PerCriterionJudge))
+        agreement = Agreement(criteria, margin)
+        failures = _Failures(failed_path(out))
 
-    def todo() -> Iterator[Example]:
-        for example in examples:
-            if example.id in finished:
-                summary.skipped += 1
-                continue
-            finished.add(example.id)  # an id repeated in the input is judged once
-            yield example
+        def todo() -> Iterator[Example]:
+            for example in examples:
+                if example.id in finished:
+                    summary.skipped += 1
+                    continue
+                finished.add(example.id)  # an id repeated in the input is judged once
+                yield example
 
-    appender: JsonlAppender | None = None  # opened at the first record: a run that fails at once writes nothing
-    try:
-        async with contextlib.aclosing(judged(todo(), unit, workers)) as results:
-            async for example, outcome in results:
-                if outcome.failed:
-                    summary.failed += 1
-                    failures.add({"id": example.id, "error": outcome.error})
-                else:
-                    row = record_for(example, outcome.verdicts, margin)
-                    if appender is None:
-                        appender = JsonlAppender(out, flush_every=sync_every)
-                    appender.write(row)
-                    summary.written += 1
-                    summary.ties += row.get("preferred", row.get("label")) is None
-                    summary.asked += outcome.asked
-                    if example.gold is not None:
-                        agreement.add(example.gold, outcome.verdicts)
-                if progress is not None:
-                    progress(summary.written + summary.skipped + summary.failed)
-    finally:
-        if appender is not None:
-            appender.close()
-        failures.close()
-    summary.saved = summary.written * len(criteria) - summary.asked
-    if summary.failed:
-        log.warning(
-            "%d examples failed after retries (see %s); rerun with --resume to retry them",
-            summary.failed,
-            failures.path,
-        )
-    if agreement.n:
-        summary.criteria = agreement.criteria()
-        summary.vote = agreement.vote_stats()
-    return summary
+        appender: JsonlAppender | None = None  # opened at the first record: a run that fails at once writes nothing
+        try:
+            async with contextlib.aclosing(judged(todo(), unit, workers)) as results:
+                async for example, outcome in results:
+                    if outcome.failed:
+                        summary.failed += 1
+                        failures.add({"id": example.id, "error": outcome.error})
+                    else:
+                        row = record_for(example, outcome.verdicts, margin)
+                        if appender is None:
+                            appender = JsonlAppender(out, flush_every=sync_every)
+                        appender.write(row)
+                        summary.written += 1
+                        summary.ties += row.get("preferred", row.get("label")) is None
+                        summary.asked += outcome.asked
+                        if example.gold is not None:
+                            agreement.add(example.gold, outcome.verdicts)
+                    if progress is not None:
+                        progress(summary.written + summary.skipped + summary.failed)
+        finally:
+            if appender is not None:
+                appender.close()
+            failures.close()
+        summary.saved = summary.written * len(criteria) - summary.asked
+        if summary.failed:
+            log.warning(
+                "%d examples failed after retries (see %s); rerun with --resume to retry them",
+                summary.failed,
+                failures.path,
+            )
+        if agreement.n:
+            summary.criteria = agreement.criteria()
+            summary.vote = agreement.vote_stats()
+        return summary
 
 
 class _Failures:

@@ -26,6 +26,7 @@ from critiq.data.models import Criterion, Example, Pair, Point
 from critiq.errors import BudgetExceeded, CritiqError
 from critiq.io import JsonlAppender
 from critiq.llm.config import ModelConfig
+from critiq.lock import OutputLock
 from critiq.mine.judge import SwapMode, WorkerMode
 from critiq.rundir.annotation import AnnotationSummary
 
@@ -135,9 +136,23 @@ def annotate_with_ray(
     address: str | None = None,
 ) -> AnnotationSummary:
     """Annotate ``examples`` on Ray (``workers`` actors; default: the cluster's CPUs − 1) into ``out``."""
+    out = Path(out)
+    with OutputLock(out):  # one process per --out: a second one stops here, before reading or writing
+        return _annotate_with_ray(examples, criteria, out, job, resume=resume, workers=workers, address=address)
+
+
+def _annotate_with_ray(
+    examples: Iterable[Example],
+    criteria: Sequence[Criterion],
+    out: Path,
+    job: RayAnnotateConfig,
+    *,
+    resume: bool,
+    workers: int | None,
+    address: str | None,
+) -> AnnotationSummary:
     from critiq.integrations.ray import init_ray
 
-    out = Path(out)
     if out.exists() and out.stat().st_size and not resume:
         raise CritiqError(f"--out {out}: already exists; pass --resume to continue it or choose another file")
     init_ray(address)

@@ -82,7 +82,10 @@ def label(
     if Path(corpus).exists() and Path(corpus).resolve() == out.resolve():
         raise CritiqError("--out must not be the corpus")
     if host not in ("127.0.0.1", "localhost", "::1"):
-        console.print(f"[yellow]warning:[/] --host {escape(host)}: anyone who can reach it can read and label")
+        console.print(
+            f"[yellow]warning:[/] --host {escape(host)}: anyone who can reach it and has the printed URL (it holds "
+            "the key) can read and label"
+        )
     if rank_by == "auto":
         rank_by = "criteria" if settings.model or settings.worker_model else "scorer"
     _serve(
@@ -124,6 +127,7 @@ def _serve(corpus: Source, out: Path, settings: ModelSettings, *, rank_by: str, 
     except InputError as error:
         raise CritiqError(f"--out {error}") from None
     with ExitStack() as stack:
+        stack.callback(store.close)
         ranker: Ranker | None = None
         if rank_by == "scorer":
             ranker = ScorerRanker(seed=options["seed"])

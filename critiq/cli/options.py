@@ -48,7 +48,8 @@ _SHARED: dict[str, tuple[Any, Any]] = {
 }
 SCHEMA_MODES = ("auto", "json_schema", "json_object", "none")
 # library errors name parameters (``api_base=``); the command line names the flags that set them
-_PARAMETER = re.compile(r"(?<![\w-])(" + "|".join(n for n in _SHARED if n != "no_cache") + r")=")
+_PARAMETER = re.compile(r"(?<![\w-])(" + "|".join([*(n for n in _SHARED if n != "no_cache"), "max_row_bytes"]) + r")=")
+_SWITCH = re.compile(r"(?<![\w-])(force)=True")  # a switch: ``force=True`` is ``--force``
 
 
 def as_flags(message: str) -> str:
@@ -58,7 +59,7 @@ def as_flags(message: str) -> str:
         rest = match.string[match.end() :]
         return "--" + match.group(1).replace("_", "-") + ("" if not rest or rest[0] in " ),;" else " ")
 
-    return _PARAMETER.sub(flag, message)
+    return _PARAMETER.sub(flag, _SWITCH.sub(lambda match: "--" + match.group(1), message))
 
 
 def build_settings(values: dict[str, Any]) -> ModelSettings:

@@ -11,7 +11,7 @@ from critiq.cli.app import app
 from critiq.cli.choices import choose
 from critiq.cli.data_options import DATA_HELP, DataOptions, data_options
 from critiq.cli.display import console
-from critiq.errors import CritiqError
+from critiq.errors import CritiqError, OutputExists
 
 
 @app.command("train-scorer")
@@ -29,6 +29,7 @@ def train_scorer(
     length_control: Annotated[
         bool, typer.Option("--length-control", help="fit text length as a covariate and score without it")
     ] = False,
+    force: Annotated[bool, typer.Option("--force", help="replace an existing --out")] = False,
     data: DataOptions = DataOptions(),
 ) -> None:
     """Distil a Bradley–Terry scorer from labelled pairs; prints its held-out accuracy and how its scores follow
@@ -36,13 +37,15 @@ def train_scorer(
     from critiq.data import load_pairs
     from critiq.scorer import make_scorer
 
+    if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
+        raise OutputExists(str(out))  # before training, not after
     pairs = [p for p in load_pairs(data.source(labeled), max_chars=max_chars) if p.preferred is not None]
     if not pairs:
         raise CritiqError(f"{labeled}: no pair has a label (preferred is null everywhere)")
     options = {"model": base_model} if base_model else {}
     scorer = make_scorer(kind, **options)
     report = scorer.fit(pairs, valid_fraction=valid_fraction, seed=seed, length_control=length_control)
-    scorer.save(out)
+    scorer.save(out, force=force)
     console.print(f"{report.summary()} · saved to {out}")
 
 
@@ -60,6 +63,7 @@ def score(
     shard_rows: Annotated[
         int | None, typer.Option(min=1, help="rows per shard of a folder --out (default 100000)")
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help="replace an existing --out")] = False,
     data: DataOptions = DataOptions(),
 ) -> None:
     """Score every document of a corpus (streaming) into a Parquet file, or shards in Hub layout with a card."""
@@ -76,6 +80,7 @@ def score(
         max_chars=max_chars,
         ray_address=ray_address,
         shard_rows=shard_rows,
+        force=force,
     )
     console.print(summary.model_dump_json())
 
@@ -91,6 +96,7 @@ def select_command(
     seed: Annotated[int | None, typer.Option()] = None,
     text_field: Annotated[str, typer.Option()] = "text",
     token_field: Annotated[str | None, typer.Option(help="field with token counts (default: len(text) // 4)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="replace an existing --out")] = False,
 ) -> None:
     """Select the best part of a scored corpus: top-k, or Gumbel top-k sampling with a temperature."""
     from critiq.score import select_file
@@ -105,6 +111,7 @@ def select_command(
         seed=seed,
         text_field=text_field,
         token_field=token_field,
+        force=force,
     )
     from critiq.rundir.selection import record_selection
 

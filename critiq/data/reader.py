@@ -19,7 +19,7 @@ from typing import IO, Any, NamedTuple
 
 import pyarrow as pa
 
-from critiq.data.sources import DataFile, Source
+from critiq.data.sources import MAX_ROW_BYTES, DataFile, Source
 from critiq.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -62,8 +62,9 @@ class Block:
 class _Window:
     """Counts rows across the files of a source, passing over ``skip`` of them and stopping after ``limit``."""
 
-    def __init__(self, skip: int, limit: int | None) -> None:
+    def __init__(self, skip: int, limit: int | None, max_row_bytes: int = MAX_ROW_BYTES) -> None:
         self.skip, self.left, self.number = skip, limit, 0
+        self.max_row_bytes = max_row_bytes
 
     @property
     def done(self) -> bool:
@@ -122,7 +123,7 @@ def iter_tables(source: Source, batch_size: int, text_field: str | None) -> Iter
 def iter_items(source: Source, batch_size: int = 1024) -> Iterator[Row | Block]:
     """The rows of ``source``, sliced by its ``skip`` and ``limit``: parsed rows of text files, Arrow blocks of at
     most ``batch_size`` rows of the others."""
-    window = _Window(source.skip, source.limit)
+    window = _Window(source.skip, source.limit, source.max_row_bytes)
     if source.files:
         for file in source.files:
             if window.done:
@@ -173,17 +174,28 @@ def _json_line(line: str, label: str, number: int) -> dict[str, Any]:
         row = json.loads(line)
     except json.JSONDecodeError as error:
         raise InputError(f"malformed JSON ({error.msg})", source=label, line=number) from None
+    except RecursionError:
+        raise InputError("malformed JSON (nested too deep)", source=label, line=number) from None
     if not isinstance(row, dict):
         raise InputError(f"expected a JSON object, got {type(row).__name__}", source=label, line=number)
     return row
 
 
+def _too_long(label: str, line: int, cap: int) -> InputError:
+    return InputError(
+        f"a row longer than {cap} bytes (the cap on one row; raise it with max_row_bytes=)", source=label, line=line
+    )
+
+
 def _jsonl_rows(file: DataFile, window: _Window) -> Iterator[Row]:
-    """JSON Lines, read line by line: a skipped line is counted, not parsed."""
+    """JSON Lines, read line by line: a skipped line is counted, not parsed; no line is read past ``cap`` bytes."""
+    cap = window.max_row_bytes
     with _open(file) as handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in enumerate(iter(lambda: handle.readline(cap + 1), b""), start=1):
             if window.done:
                 return
+            if len(raw) > cap:
+                raise _too_long(file.label, number, cap)
             line = _decode(raw, file.label, number, number == 1)
             if line.strip() and window.keep():
                 yield Loc(window.number, number, "line", file.label), _json_line(line, file.label, number)
@@ -202,6 +214,8 @@ def _json_rows(file: DataFile, window: _Window) -> Iterator[Row]:
     text = _read_text(file)
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise InputError("malformed JSON (nested too deep)", source=file.label, line=1) from None
     except json.JSONDecodeError as error:
         if error.msg == "Extra data" and not text.lstrip().startswith("["):
             yield from _lines_rows(text, file, window)  # JSON Lines in a .json file
@@ -251,6 +265,7 @@ def json_item_lines(text: str) -> list[int] | None:
 
 def _csv_rows(file: DataFile, window: _Window) -> Iterator[Row]:
     reader = csv.DictReader(io.StringIO(_read_text(file), newline=""))
+    csv.field_size_limit(max(window.max_row_bytes, 2**17))  # csv's own cap on one field (default 128 KiB)
     try:
         for row in reader:
             if window.done:

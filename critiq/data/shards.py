@@ -2,8 +2,10 @@
 
 ``datasets.load_dataset(out)`` reads the folder back and ``hf upload ORG/NAME OUT --repo-type=dataset`` publishes it.
 ``out`` is a local folder or a pyarrow filesystem URI (``s3://``, ``gs://``, ``file://``; other fsspec protocols
-through fsspec). Shards are written into a staging folder inside ``out`` and moved to their names when the writer
-closes, the card last; a failed run leaves any earlier output as it was.
+through fsspec). Shards are written into a staging folder inside ``out``; when the writer
+closes, a local output is rebuilt beside ``out`` (other splits hard-linked) and swapped in whole, so a kill leaves the
+old set or the new one (a remote one gets its shards moved, the card last); a failed run leaves earlier output as
+it was.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import re
 import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -23,6 +26,8 @@ from typing_extensions import Self
 
 from critiq.data.cards import MARKER, DatasetCard, render_card
 from critiq.errors import CritiqError
+from critiq.io import replace_dir, staging_dir
+from critiq.lock import OutputLock
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +176,13 @@ class ShardWriter(PartWriter):
             raise CritiqError("--shard-rows must be > 0")
         self.out, self.split = os.fspath(out), split
         fs, self.root = output_filesystem(out)
-        check_output_folder(fs, self.root, self.out)
+        # one process per local output folder (critiq.lock); a remote store has no such lock
+        self._lock = OutputLock(self.root) if isinstance(fs, pafs.LocalFileSystem) else None
+        try:
+            check_output_folder(fs, self.root, self.out)
+        except BaseException:
+            self._release()
+            raise
         self._created = fs.get_file_info(self.root).type == pafs.FileType.NotFound
         super().__init__(fs, f"{self.root}/.critiq-staging-{uuid.uuid4().hex[:12]}", shard_rows)
 
@@ -191,6 +202,11 @@ class ShardWriter(PartWriter):
         super().abort()
         if self._created:
             remove_if_empty(self.fs, self.root)
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
 
 
 def check_output_folder(fs: pafs.FileSystem, root: str, label: str) -> None:
@@ -227,7 +243,11 @@ def finish_shards(
     split's older shards, and write the card."""
     parts = [p for p in parts if pq.read_metadata(p, filesystem=fs).num_rows > 0] or parts[:1]
     schema = _unify(fs, parts)
-    data = f"{root}/data"
+    # on a local disk the new set is built beside ``root`` (other splits hard-linked in) and swapped into place,
+    # so a kill leaves the old shard set and card or the new ones; a remote store gets them one by one
+    staged = _stage_local(root, split) if isinstance(fs, pafs.LocalFileSystem) else None
+    target = str(staged) if staged is not None else root
+    data = f"{target}/data"
     fs.create_dir(data, recursive=True)
     names = [f"{split}-{i:05d}-of-{len(parts):05d}.parquet" for i in range(len(parts))]
     stale = [
@@ -241,10 +261,30 @@ def finish_shards(
         fs.delete_file(path)
     rows = [pq.read_metadata(f"{data}/{name}", filesystem=fs).num_rows for name in names]
     summary = ShardSummary(out=label, split=split, rows=sum(rows), shards=names, columns=schema.names if schema else [])
-    with fs.open_output_stream(f"{root}/{CARD}") as handle:
+    with fs.open_output_stream(f"{target}/{CARD}") as handle:
         handle.write(render_card(card, summary.split, list(zip(names, rows, strict=True)), schema).encode("utf-8"))
+    if staged is not None:
+        replace_dir(staged, Path(root))
     log.info("wrote %d rows in %d shards -> %s", summary.rows, len(names), label)
     return summary
+
+
+def _stage_local(root: str, split: str) -> Path:
+    """A folder beside ``root`` holding hard links to everything of ``root`` but ``split``'s shards and the card."""
+    staged = staging_dir(root)
+    old = Path(root)
+    for path in old.rglob("*"):
+        relative = path.relative_to(old)
+        if relative.parts[0].startswith(".critiq-staging-") or relative == Path(CARD):
+            continue
+        if len(relative.parts) == 2 and relative.parts[0] == "data" and relative.name.startswith(f"{split}-"):
+            continue
+        if path.is_dir():
+            (staged / relative).mkdir(parents=True, exist_ok=True)
+        else:
+            (staged / relative).parent.mkdir(parents=True, exist_ok=True)
+            os.link(path, staged / relative)
+    return staged
 
 
 def _unify(fs: pafs.FileSystem, parts: list[str]) -> pa.Schema | None:

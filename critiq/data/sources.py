@@ -29,7 +29,12 @@ from critiq.errors import InputError
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 COMPRESSIONS = (".gz", ".bz2", ".xz")
-HUB_NAME = re.compile(r"^hf://(?P<repo>[^/@:]+/[^/@:]+)(?:@(?P<revision>[^:]+))?(?::(?P<split>[^:/]+))?$")
+# a Hub repo id by the Hub's rules: ORG/NAME, letters, digits, '-', '_', '.', no '--' or '..', at most 96 characters
+_HUB_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+MAX_ROW_BYTES = 16 * 2**20  # one row of a text file: 16 MiB unless max_row_bytes= (--max-row-bytes) says otherwise
+HUB_NAME = re.compile(
+    rf"hf://(?P<repo>{_HUB_PART}/{_HUB_PART})(?:@(?P<revision>[^:\s]+))?(?::(?P<split>[A-Za-z0-9_.-]+))?"
+)
 _FOLDER_HINT = "expected a save_to_disk folder or data files in Hub layout (README.md, data/train-*.parquet)"
 _FORMAT_HINT = f"use one of {', '.join(FORMATS)} (or a folder, a glob, hf://ORG/NAME)"
 # builder options that only say where the files are; any other non-default option (a csv `sep`, a json `field`)
@@ -56,7 +61,7 @@ class Source:
     """A resolved dataset name: data files, a saved dataset, a ``datasets`` stream or in-memory rows.
 
     ``skip`` rows are passed over, then at most ``limit`` are read; row numbers (and default ids) stay those of the
-    whole source.
+    whole source. A JSON Lines line or CSV record longer than ``max_row_bytes`` is refused before it is parsed.
     """
 
     name: str
@@ -66,6 +71,7 @@ class Source:
     records: Iterable[Mapping[str, Any]] | None = None
     limit: int | None = None
     skip: int = 0
+    max_row_bytes: int = MAX_ROW_BYTES
 
     @property
     def stem(self) -> str:
@@ -102,12 +108,14 @@ def resolve(
     limit: int | None = None,
     skip: int = 0,
     name: str | None = None,
+    max_row_bytes: int | None = None,
 ) -> Source:
     """A :class:`Source` for a dataset name (see the module docstring), a ``Source``, a ``datasets.Dataset`` or
     ``IterableDataset``, a pandas DataFrame or an iterable of mappings.
 
     ``config`` names a Hub configuration; ``limit`` and ``skip`` slice the rows; ``name`` labels in-memory data in
-    messages. Raises :class:`~critiq.errors.InputError` with one line a user can act on.
+    messages; ``max_row_bytes`` raises (or lowers) the cap on one row of a text file. Raises
+    :class:`~critiq.errors.InputError` with one line a user can act on.
     """
     if isinstance(source, Source):
         resolved = source
@@ -115,6 +123,10 @@ def resolve(
         resolved = _resolve_name(os.fspath(source), config)
     else:
         resolved = _in_memory(source, name)
+    if max_row_bytes is not None:
+        if max_row_bytes <= 0:
+            raise InputError("max_row_bytes must be > 0")
+        resolved = dataclasses.replace(resolved, max_row_bytes=max_row_bytes)
     return resolved.sliced(limit=limit, skip=skip) if (limit is not None or skip) else resolved
 
 
@@ -318,9 +330,17 @@ def _choose_split(splits: Mapping[str, Any], split: str | None, label: str) -> s
 
 def _hub(text: str, config: str | None) -> Source:
     """``hf://ORG/NAME[@REVISION][:SPLIT]``: resolved by ``datasets.load_dataset_builder``; nothing is downloaded."""
-    match = HUB_NAME.match(text)
-    if not match:
-        raise InputError("expected hf://ORG/NAME[@REVISION][:SPLIT]", source=text)
+    match = HUB_NAME.fullmatch(text)
+    if not match or "--" in match["repo"] or ".." in match["repo"] or len(match["repo"]) > 96:
+        raise InputError(
+            "expected hf://ORG/NAME[@REVISION][:SPLIT], ORG and NAME as the Hub spells repo ids", source=text
+        )
+    if os.path.lexists(match["repo"]):  # datasets would read this local path instead of the Hub repo
+        raise InputError(
+            f"a local path {match['repo']!r} exists, which would be read instead of the Hub; "
+            "name the local folder without hf://, or run from another directory",
+            source=text,
+        )
     import datasets
     from datasets.exceptions import DatasetNotFoundError
 

@@ -3,7 +3,8 @@
 Rows that share a prompt are paired with each other (length-matched, by :func:`critiq.annotate.draw_pairs`); texts
 without a prompt, or alone with theirs, are paired among themselves. Each text is in at most one candidate until
 every text has been used; only then is the corpus paired anew, at random (length-matched pairing would give the
-same pairs again), never repeating a finished pair.
+same pairs again), never repeating a finished pair. When random rounds find nothing new, the remaining pairs are
+matched exhaustively: "no pair left" means every pair has been answered, after any number of restarts.
 """
 
 from __future__ import annotations
@@ -195,6 +196,35 @@ class CandidatePool:
             found = self._draw([t for t in self.texts if t.full not in self.busy])
             if found:
                 log.info("every text has been shown: pairing the corpus anew (round %d)", self.round + 1)
+        return found or self._leftover()
+
+    def _leftover(self) -> list[Candidate]:
+        """The pairs random rounds missed, matched greedily: empty only when no pair of free texts is unanswered.
+
+        Pairs are those ``draw_candidates`` forms over the whole corpus (same prompt, or both without a shared one).
+        It runs only once random rounds find nothing, i.e. when few pairs are left.
+        """
+        rng = random.Random(f"{self.seed}:{len(self.done)}")
+        groups: dict[str | None, list[Text]] = {}
+        for text in self.texts:
+            groups.setdefault(text.prompt, []).append(text)
+        loose = groups.pop(None, [])
+        loose += [members[0] for members in groups.values() if len(members) == 1]
+        found: list[Candidate] = []
+        for members in [m for m in groups.values() if len(m) > 1] + [loose]:
+            free = [text for text in members if text.full not in self.busy]
+            rng.shuffle(free)
+            taken: set[str] = set()
+            for index, text in enumerate(free):
+                if text.full in taken:
+                    continue
+                for other in free[index + 1 :]:
+                    if other.full not in taken and frozenset((text.full, other.full)) not in self.done:
+                        taken |= {text.full, other.full}
+                        sides = (text, other) if rng.random() < 0.5 else (other, text)
+                        found.append(Candidate(*sides))
+                        break
+        rng.shuffle(found)
         return found
 
     def _draw(self, texts: Sequence[Text]) -> list[Candidate]:

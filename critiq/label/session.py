@@ -8,6 +8,7 @@ disk (:class:`LabelStore`) before the next pair is chosen; restarting on the sam
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -22,6 +23,14 @@ from critiq.label.storage import LabelStore
 
 CHOICES: dict[str, str | None] = {"a": "a", "b": "b", "tie": None}  # a tie is recorded as skipped, not a label
 NOTE_CHARS = 1000
+BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str | None) -> str | None:
+    """``text`` as the page shows it: bidirectional controls, which reorder what is seen, become ``<U+202E>``."""
+    if text is None:
+        return None
+    return BIDI_CONTROLS.sub(lambda match: f"<U+{ord(match.group()):04X}>", text)
 
 
 class Refused(CritiqError):
@@ -51,11 +60,11 @@ class Issue:
         return {
             "id": self.candidate.id,
             "ticket": self.ticket,
-            "prompt": self.candidate.prompt,
-            "prompt_a": None if self.candidate.prompt else left.prompt,
-            "prompt_b": None if self.candidate.prompt else right.prompt,
-            "a": left.body,
-            "b": right.body,
+            "prompt": visible(self.candidate.prompt),
+            "prompt_a": None if self.candidate.prompt else visible(left.prompt),
+            "prompt_b": None if self.candidate.prompt else visible(right.prompt),
+            "a": visible(left.body),
+            "b": visible(right.body),
             "code": self.code,
             "picked": self.picked,
             "note": self.note,

@@ -2,7 +2,8 @@
 
 Each answer is appended and fsync'd before the caller goes on; an undo rewrites its file atomically. Both files are
 critiq pair files (``{"id", "a", "b", "preferred", "domain", "source", "metadata"}``), so ``critiq mine`` reads
-``--out`` as it is. Opening checks existing files and writes nothing.
+``--out`` as it is. Opening takes the output's lock (:mod:`critiq.lock`: a second process on the same ``--out``
+stops with one line naming the holder's pid), checks existing files and writes nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pydantic import ValidationError
 from critiq.data.models import Pair
 from critiq.errors import InputError
 from critiq.io import JsonlAppender, write_jsonl
+from critiq.lock import OutputLock
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +39,30 @@ class LabelStore:
         if self.out.suffix.lower() != ".jsonl":
             raise InputError("must be a .jsonl file", source=f"--out {self.out}")
         self.skipped_out = skipped_path(self.out)
+        self.lock = OutputLock(self.out)  # held until close(): one process owns --out and its skipped file
+        try:
+            self._read()
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _read(self) -> None:
         self.labels = _read_rows(self.out, labelled=True)
         self.skipped = _read_rows(self.skipped_out, labelled=False)
         ids = [row["id"] for row in self.labels + self.skipped]
         if len(set(ids)) != len(ids):
             twice = next(i for i in ids if ids.count(i) > 1)
             raise InputError(f"pair {twice!r} is answered twice", source=str(self.out))
+
+    def close(self) -> None:
+        """Release the output's lock (the files stay as they are)."""
+        self.lock.release()
+
+    def __enter__(self) -> LabelStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def pairs(self) -> list[Pair]:
         """The labels as pairs, for training a scorer."""

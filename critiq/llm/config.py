@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from critiq.errors import CritiqError
+from critiq.llm.errors import KEY_VARIABLES
 from critiq.llm.structured import SchemaMode
 
 
@@ -37,6 +38,7 @@ class ModelConfig(BaseModel):
         """Read the key from the environment at call time; raises when the named variable is unset."""
         if self.api_key_env is None:
             return None
+        KEY_VARIABLES.add(self.api_key_env)  # its value is removed from every provider message
         value = os.environ.get(self.api_key_env)
         if not value:
             raise CritiqError(f"api_key_env={self.api_key_env}: environment variable is not set")

@@ -8,6 +8,7 @@ provider will never accept) stop the run at the first answer, with the provider'
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Any, ClassVar
 
@@ -24,7 +25,7 @@ class ProviderError(CritiqError):
     def __init__(
         self, message: str, *, status: int | None = None, retry_after: float | None = None, where: str = ""
     ) -> None:
-        self.provider_message = message
+        self.provider_message = redact(message)
         self.status = status
         self.retry_after = retry_after
         self.where = where
@@ -264,3 +265,18 @@ def retry_after(headers: Any) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except (AttributeError, TypeError, ValueError):
         return None
+
+
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{4,}|\b(sk)-[A-Za-z0-9_-]{16,}")
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
+KEY_VARIABLES: set[str] = set()  # names given as api_key_env=, whatever they are called (names only, no values)
+
+
+def redact(text: str) -> str:
+    """``text`` without credentials: ``Bearer ...`` tokens and the value of every environment variable whose name
+    says it holds a secret (``*_API_KEY``, ``*_TOKEN`` ...). Provider messages pass here before they are shown,
+    logged or stored: a provider that echoes the Authorization header cannot put the key on a terminal."""
+    for name, value in os.environ.items():
+        if len(value) >= 8 and (name in KEY_VARIABLES or _SECRET_NAME.search(name)) and value in text:
+            text = text.replace(value, "[redacted]")
+    return _BEARER.sub(lambda match: f"{match.group(1)} [redacted]" if match.group(1) else "[redacted]", text)

@@ -26,6 +26,7 @@ from critiq.errors import BudgetExceeded, CritiqError
 from critiq.llm.protocol import ChatClient
 from critiq.llm.sync import run_sync
 from critiq.llm.usage import Usage
+from critiq.lock import OutputLock
 from critiq.mine.config import FlowConfig, JudgeMode, SwapMode
 from critiq.mine.evidence import EvidenceFitter, context_window
 from critiq.mine.judge import Worker
@@ -111,6 +112,13 @@ class CritiQFlow:
         _check_examples(train, "train")
         self._gold = {e.id: e.gold for e in train}
         run = RunDir(run_dir or tempfile.mkdtemp(prefix="critiq-run-"))
+        with OutputLock(run.path):  # one process per run directory: a second one stops here, having written nothing
+            return await self._afit(train, valid, run, resume)
+
+    async def _afit(
+        self, train: list[Example], valid: Sequence[Example] | None, run: RunDir, resume: bool
+    ) -> FlowResult:
+        assert self.worker_client is not None  # checked by afit
         state = self._open_state(run, train, resume)
         config = self.config
         worker = Worker(self.worker_client, self.prompts, swap=config.swap, seed=config.seed, mode=config.judge)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
@@ -13,8 +14,8 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from critiq.errors import CritiqError, InputError
-from critiq.io import atomic_write_json
+from critiq.errors import CritiqError, InputError, OutputExists
+from critiq.io import atomic_write_json, replace_dir, staging_dir
 from critiq.rundir.scorer import MANIFEST, MANIFEST_VERSION, FitReport, ScorerManifest
 from critiq.scorer.data import PairLike, Preferences, split, to_preferences
 from critiq.scorer.length import LengthAdjust
@@ -114,21 +115,30 @@ class Scorer(ABC):
         if not self.is_fitted:
             raise CritiqError(f"the {self.kind} scorer is not trained: call fit() or Scorer.load()")
 
-    def save(self, directory: str | os.PathLike[str]) -> Path:
-        """Save to ``directory``; the manifest ``scorer.json`` is written last, so a torn save does not load."""
+    def save(self, directory: str | os.PathLike[str], *, force: bool = False) -> Path:
+        """Save to ``directory``: built in a folder beside it and renamed into place, so a kill leaves the old
+        scorer or the new one. An existing ``directory`` is replaced only with ``force=True``."""
         self._check_fitted()
         path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
-        (path / MANIFEST).unlink(missing_ok=True)
-        self._save(path)
-        manifest = ScorerManifest(
-            kind=self.kind,
-            version=MANIFEST_VERSION,
-            config=self.config(),
-            fit_report=self.fit_report,
-            length_adjust=self.length_adjust.model_dump() if self.length_adjust else None,
-        )
-        atomic_write_json(path / MANIFEST, manifest.model_dump(mode="json"))
+        if path.exists() and not force and (not path.is_dir() or any(path.iterdir())):
+            raise OutputExists(str(path))
+        if path.exists() and not path.is_dir():
+            raise InputError("exists and is not a folder", source=str(path))
+        staged = staging_dir(path)
+        try:
+            self._save(staged)
+            manifest = ScorerManifest(
+                kind=self.kind,
+                version=MANIFEST_VERSION,
+                config=self.config(),
+                fit_report=self.fit_report,
+                length_adjust=self.length_adjust.model_dump() if self.length_adjust else None,
+            )
+            atomic_write_json(staged / MANIFEST, manifest.model_dump(mode="json"))
+            replace_dir(staged, path)
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
         return path
 
     @classmethod

@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 MODEL_DIR = "model"
 ENGINES = ("hf", "vllm")
+ENDPOINTS = ("api_base", "api_model")  # set by the caller only, never read from a saved manifest
 
 
 def _require(module: str, extra: str) -> Any:
@@ -95,9 +96,7 @@ class RewardModelScorer(Scorer):
             "gradient_accumulation_steps": self.gradient_accumulation_steps,
             "score_batch_size": self.score_batch_size,
             "engine": self.engine,
-            "api_base": self.api_base,
-            "api_model": self.api_model,
-        }
+        }  # never api_base / api_model: a saved scorer must not choose where texts are sent
 
     # --- tokenisation shared by training and scoring -------------------------------------------
     @staticmethod
@@ -291,7 +290,10 @@ class RewardModelScorer(Scorer):
     @classmethod
     def _load(cls, directory: Path, config: dict[str, Any]) -> RewardModelScorer:
         names = {"model", "max_length", "epochs", "max_steps", "learning_rate", "batch_size"}
-        names |= {"gradient_accumulation_steps", "score_batch_size", "engine", "api_base", "api_model"}
+        names |= {"gradient_accumulation_steps", "score_batch_size", "engine"}
+        endpoints = sorted(k for k in config if k in ENDPOINTS and config[k] is not None)
+        if endpoints:  # someone else's scorer.json cannot send your corpus to their server
+            logger.warning("%s: ignoring %s from the manifest; pass it to the scorer instead", directory, endpoints)
         scorer = cls(**{k: v for k, v in config.items() if k in names})
         model_dir = directory / MODEL_DIR
         if not (model_dir / "config.json").is_file():

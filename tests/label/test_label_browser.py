@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from critiq.data import load_pairs
@@ -63,7 +67,7 @@ def test_keyboard_labels_undo_reload_kill_and_resume(tmp_path: Path) -> None:
             page.reload()
             assert shown_pair(page) == undone  # the tab keeps its pair across a reload
 
-            forged = _post(page, "/api/answer", {"tab": "x", "ticket": "forged", "id": undone, "choice": "a"})
+            forged = _post(page, "api/answer", {"tab": "x", "ticket": "forged", "id": undone, "choice": "a"})
             assert forged["status"] == 409 and "not issued" in str(forged["body"])
             server.kill()
         assert len(read_rows(out)) == 5
@@ -130,7 +134,7 @@ def test_hostile_text_is_shown_as_text_and_runs_nothing(tmp_path: Path) -> None:
     assert state["owned"] is None and not dialogs
     assert sorted(state["texts"]) == sorted([f"left {HOSTILE}", "a plain answer"])
     assert state["prompt"] == f"Prompt {HOSTILE}"
-    assert state["scripts"] == ["/app.js"] and state["handlers"] == 0
+    assert state["scripts"] == ["app.js"] and state["handlers"] == 0
     assert "No pair left" in str(finished)
 
 
@@ -150,3 +154,62 @@ def test_two_pages_never_get_the_same_pair(tmp_path: Path) -> None:
     rows = read_rows(out)
     assert len(rows) == 4 and len({row["id"] for row in rows}) == 4
     assert len(set(seen)) == len(seen) == 6
+
+
+@contextmanager
+def _other_site(html: str) -> Iterator[str]:
+    """Another origin (its own port on 127.0.0.1) serving ``html``: the attacker's page."""
+    body = html.encode()
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_other_sites_can_neither_read_nor_drain_the_pairs(tmp_path: Path) -> None:
+    """12 cross-site GETs (image tags) and blind POSTs take no pair: the real page still labels all 6 pairs."""
+    corpus = write_corpus(tmp_path / "corpus.jsonl", [{"text": f"text {i} " + "w " * i} for i in range(4)])
+    out = tmp_path / "labels.jsonl"
+    with chromium() as browser, label_server(corpus, out) as (_, url):
+        origin = "/".join(url.split("/")[:3])
+        images = "".join(f'<img src="{origin}/api/next?tab=t{n}">' for n in range(12))
+        posts = "".join(
+            f"fetch('{target}', {{method: 'POST', mode: 'no-cors', body: JSON.stringify({{tab: 'p'}})}});"
+            for target in (f"{origin}/api/next", f"{origin}/guessed-key/api/next")
+        )
+        attacker = browser.new_context().new_page()
+        sent: list[str] = []
+        refused: list[int] = []
+        attacker.on("request", lambda request: sent.append(request.url) if "/api/" in request.url else None)
+        attacker.on("response", lambda response: refused.append(response.status) if "/api/" in response.url else None)
+        with _other_site(f"<html><body>{images}<script>{posts}</script></body></html>") as site:
+            attacker.goto(site)
+            attacker.wait_for_function("() => Array.from(document.images).every(image => image.complete)")
+        assert len(sent) == 14, sent  # the browser did send the 12 GETs and the 2 POSTs
+        assert refused and set(refused) == {403}, refused  # those whose answer the page may see: refused
+
+        page = browser.new_context().new_page()
+        page.goto(url)
+        current = shown_pair(page)
+        answered = [current]
+        for _ in range(6):
+            current = press_and_wait(page, "a", current)
+            answered.append(current)
+        assert page.evaluate("() => document.body.classList.contains('finished')")
+    assert answered[-1] == "" and len(set(answered[:-1])) == 6
+    assert len(read_rows(out)) == 6

@@ -167,7 +167,7 @@ def test_model_ranks_by_the_split_of_knowledge_base_criteria(tmp_path: Path, var
     flags = ("--model", "openai/stub", "--api-base", varied_stub.api_base, "--no-cache", "--random-first", "0")
     with label_server(corpus, out, *flags, "--kb-criteria", "3", "--pool", "2") as (server, url):
         with httpx.Client(base_url=url, timeout=120) as client:
-            pair = client.get("/api/next", params={"tab": "t"}).json()["pair"]
+            pair = client.post("/api/next", json={"tab": "t"}).json()["pair"]
             assert pair["picked"].startswith("criteria split ") and pair["picked"].endswith("(of 3)")
             answer = {"tab": "t", "ticket": pair["ticket"], "id": pair["id"], "choice": "a"}
             following = client.post("/api/answer", json=answer).json()["pair"]

@@ -111,6 +111,7 @@ def test_restart_resumes_without_showing_an_answered_pair(tmp_path: Path) -> Non
         return ids
 
     before = asyncio.run(answer_all(session, 2))
+    session.store.close()  # the process stops: its lock on --out goes with it
     with out.open("ab") as handle:  # a kill in the middle of a write leaves a torn line
         handle.write(b'{"id": "torn", "a": "x')
     resumed = _session(out, n=8)
@@ -144,24 +145,31 @@ def test_the_http_api_refuses_forged_answers_and_bad_requests(tmp_path: Path) ->
     session = _session(out)
 
     async def scenario() -> None:
-        async with TestClient(TestServer(make_app(session))) as client:
-            page = await client.get("/")
+        async with TestClient(TestServer(make_app(session, secret="k3y"))) as client:
+            assert (await client.get("/")).status == 403 and (await client.get("/app.js")).status == 403
+            page = await client.get("/k3y/")
             assert "script-src 'self'" in page.headers["Content-Security-Policy"]
-            assert (await client.get("/app.js")).headers["Content-Type"].startswith("text/javascript")
-            reply = await (await client.get("/api/next", params={"tab": "t1"})).json()
+            assert (await client.get("/k3y/app.js")).headers["Content-Type"].startswith("text/javascript")
+            assert (await client.get("/k3y/api/next", params={"tab": "t1"})).status in (403, 405)  # no GET
+            assert (await client.post("/wrong/api/next", json={"tab": "t1"})).status == 403
+            reply = await (await client.post("/k3y/api/next", json={"tab": "t1"})).json()
             pair = reply["pair"]
             assert reply["progress"] == {"labels": 0, "target": 5, "skipped": 0}
             forged = await client.post(
-                "/api/answer", json={"tab": "t1", "ticket": "x", "id": pair["id"], "choice": "a"}
+                "/k3y/api/answer", json={"tab": "t1", "ticket": "x", "id": pair["id"], "choice": "a"}
             )
             assert forged.status == 409
-            form = await client.post("/api/answer", data={"tab": "t1"})
+            form = await client.post("/k3y/api/answer", data={"tab": "t1"})
             assert form.status == 415  # no cross-site form posts
-            bad_tab = await client.get("/api/next", params={"tab": "<script>"})
+            bad_tab = await client.post("/k3y/api/next", json={"tab": "<script>"})
             assert bad_tab.status == 400
+            assert (await client.post("/k3y/api/next", json={"tab": "t1\n"})).status == 400  # fullmatch, not $
+            deep = "[" * 20_000 + "]" * 20_000
+            nested = await client.post("/k3y/api/next", data=deep, headers={"Content-Type": "application/json"})
+            assert nested.status == 400 and "nested too deep" in (await nested.json())["error"]
             good = {"tab": "t1", "ticket": pair["ticket"], "id": pair["id"], "choice": "a", "note": ""}
-            assert (await client.post("/api/answer", json=good)).status == 200
-            assert (await client.post("/api/answer", json=good)).status == 409
+            assert (await client.post("/k3y/api/answer", json=good)).status == 200
+            assert (await client.post("/k3y/api/answer", json=good)).status == 409
 
     asyncio.run(scenario())
     assert len(read_rows(out)) == 1
@@ -174,11 +182,15 @@ def test_serve_checks_the_host_header_and_reports_a_port_in_use(tmp_path: Path) 
         ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(serve(make_app(session), "127.0.0.1", 0, ready.set_result))
         url = await ready
-        port = int(url.rsplit(":", 1)[1].strip("/"))
+        port = int(url.split(":")[2].split("/")[0])
         async with aiohttp.ClientSession() as client:
-            async with client.get(url + "api/next?tab=t") as response:
+            async with client.post(url + "api/next", json={"tab": "t"}) as response:
                 assert response.status == 200 and (await response.json())["pair"]
-            async with client.get(url + "api/next?tab=t", headers={"Host": f"evil.example:{port}"}) as response:
+            upper = {"Host": f"LOCALHOST:{port}"}  # host names are case-insensitive
+            async with client.post(url + "api/next", json={"tab": "t"}, headers=upper) as response:
+                assert response.status == 200
+            evil = {"Host": f"evil.example:{port}"}
+            async with client.post(url + "api/next", json={"tab": "t"}, headers=evil) as response:
                 assert response.status == 403
         with pytest.raises(CritiqError, match=f"--port {port}: cannot listen"):
             await serve(make_app(session), "127.0.0.1", port, lambda url: None)

@@ -1,5 +1,6 @@
 // critiq label: shows one pair at a time; every string from the server is inserted as text (textContent), never
-// parsed as HTML. Each answer is sent and saved on disk before the next pair appears.
+// parsed as HTML. Each answer is sent and saved on disk before the next pair appears. Every request goes to a path
+// relative to the page's, /KEY/, which holds the per-launch secret: another site cannot make one.
 "use strict";
 
 (function () {
@@ -95,7 +96,7 @@
       if (error.status === 409) {
         say(`${error.message} — showing the pair this server holds for this page.`);
         try {
-          render(await call("GET", `/api/next?tab=${encodeURIComponent(tab)}`));
+          render(await call("POST", "api/next", { tab }));
         } catch (again) {
           say(`error: ${again.message}`);
         }
@@ -109,14 +110,14 @@
   }
 
   function load() {
-    return run(async () => render(await call("GET", `/api/next?tab=${encodeURIComponent(tab)}`)));
+    return run(async () => render(await call("POST", "api/next", { tab })));
   }
 
   function answer(choice) {
     if (!current) return;
     const pair = current;
     return run(async () => {
-      const reply = await call("POST", "/api/answer", {
+      const reply = await call("POST", "api/answer", {
         tab,
         ticket: pair.ticket,
         id: pair.id,
@@ -137,7 +138,7 @@
       const last = ids.length ? ids[ids.length - 1] : null;
       let reply;
       try {
-        reply = await call("POST", "/api/undo", { tab, id: last });
+        reply = await call("POST", "api/undo", { tab, id: last });
       } finally {
         if (last !== null) ids.pop(); // done, or refused (answered elsewhere, or undone already): forget it
         setHistory(ids);
