@@ -253,7 +253,7 @@ class CritiQFlow:
             requests=scout.client.usage.requests - before,
             threshold=self.config.low,
             kept=kept,
-            accuracy={n: s.accuracy for n, s in stats.items()},
+            accuracy={n: s.decided_accuracy for n, s in stats.items()},
             failed={n: f for n, f in failed.items() if f},
             unjudged=unjudged,
         )
@@ -290,6 +290,7 @@ class CritiQFlow:
                     description=slot.current.description,
                     origin=slot.current.origin,
                     accuracy=stats.accuracy,
+                    decided_accuracy=stats.decided_accuracy,
                     coverage=stats.coverage,
                     judged=stats.judged,
                     n=stats.n,
@@ -301,7 +302,7 @@ class CritiQFlow:
     def _status(self, stats: CriterionStats, failed: int, n: int) -> Status:
         if not self._answered(failed, n):
             return "unjudged"  # too few answers to rate it: asked again next round, never banned for it
-        accuracy = stats.accuracy if stats.accuracy is not None else 0.0
+        accuracy = stats.decided_accuracy if stats.decided_accuracy is not None else 0.0  # the reference's measure
         if accuracy >= self.config.high:
             return "good"
         if accuracy > self.config.low:
@@ -523,9 +524,9 @@ def _failures(judgments: Sequence[Judgment]) -> int:
 
 
 def _score(stats: CriterionStats | None) -> tuple[float, int]:
-    if stats is None or stats.accuracy is None:
+    if stats is None or stats.decided_accuracy is None:
         return (-1.0, 0)
-    return (stats.accuracy, stats.judged)
+    return (stats.decided_accuracy, stats.judged)
 
 
 def _domains(examples: Sequence[Example], given: Sequence[str]) -> list[str]:
