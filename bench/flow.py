@@ -1,6 +1,7 @@
 """One CritiQ Flow run on N human-labelled pairs with the embedded model, then the same run again.
 
-Prints requests, cache hits, tokens and wall time of both runs; the second must send 0 requests.
+Prints requests, cache hits, tokens and wall time of both runs (the second must send 0 requests), and the worker's
+completion tokens per judgment (what the worker's reply schema costs).
 Usage: python bench/flow.py [--pairs 12] [--criteria 3] [--iterations 1] [--domain code] [--pairs-file PATH]
 """
 
@@ -25,7 +26,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev_pairs.js
 def run_once(server: LocalServer, cache_dir: str, pairs: list[Pair], args: argparse.Namespace, run_dir: Path) -> None:
     cache = RequestCache(cache_dir)
     manager = LLMClient(server.model_config(max_tokens=400), cache=cache, concurrency=1)
-    worker = LLMClient(server.model_config(max_tokens=128), cache=cache, concurrency=1, usage=manager.usage)
+    worker = LLMClient(server.model_config(max_tokens=128), cache=cache, concurrency=1)
     config = FlowConfig(
         n_criteria=args.criteria,
         iterations=args.iterations,
@@ -38,6 +39,12 @@ def run_once(server: LocalServer, cache_dir: str, pairs: list[Pair], args: argpa
     result = CritiQFlow(config, manager=manager, worker=worker).fit(pairs, run_dir=run_dir)
     wall = time.perf_counter() - start
     u = result.usage
+    w = worker.usage
+    per = w.completion_tokens / w.requests if w.requests else float("nan")
+    print(
+        f"  worker: {w.requests} judgments sent, {w.completion_tokens} completion tokens, {per:.1f} per judgment; "
+        f"failures {w.failures}, unparsable {w.parse_failures}"
+    )
     print(
         f"  requests {u.requests}, cache hits {u.cache_hits}, retries {u.retries}, re-asks {u.reasks}, "
         f"failures {u.failures}, unparsable {u.parse_failures}"
@@ -46,7 +53,8 @@ def run_once(server: LocalServer, cache_dir: str, pairs: list[Pair], args: argpa
     voters = "final" if result.passed else "below-threshold (none passed)"
     print(
         f"  {voters} criteria {[c.name for c in result.voters]}; majority-vote accuracy "
-        f"{result.vote.accuracy if result.vote.accuracy is not None else float('nan'):.2f} on {len(pairs)} pairs"
+        f"{result.vote.accuracy if result.vote.accuracy is not None else float('nan'):.2f} on {len(pairs)} pairs "
+        f"(decided {getattr(result.vote, 'decided_accuracy', None)}, coverage {result.vote.coverage:.2f})"
     )
     evidence = result.evidence
     if evidence:
