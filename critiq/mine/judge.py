@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 
 SwapMode = Literal["random", "both", "none"]
 WorkerMode = Literal["per-criterion", "all-in-one", "overall", "combined"]
-ANALYSIS_CHARS = 300  # each text's analysis
-COMPARISON_CHARS = 300
+ANALYSIS_CHARS = 200  # each text's analysis
+COMPARISON_CHARS = 200
 PAIR_VERDICTS = ("A", "B", "none")
 POINT_VERDICTS = ("yes", "no", "none")
 TOKEN_OVERHEAD = 64  # JSON keys, quotes and the verdict
