@@ -81,7 +81,8 @@ class CriterionStats(BaseModel):
     @classmethod
     def _older_files(cls, data: Any) -> Any:
         """Files written before ``decided_accuracy`` existed held the decided accuracy under ``accuracy``."""
-        if isinstance(data, dict) and "decided_accuracy" not in data and data.get("accuracy") is not None:
+        old = data.get("accuracy") if isinstance(data, dict) and "decided_accuracy" not in data else None
+        if isinstance(old, int | float) and isinstance(data, dict):
             n, correct = data.get("n") or 0, data.get("correct") or 0
             data = {**data, "decided_accuracy": data["accuracy"], "decided_interval": data.get("interval")}
             data |= {"accuracy": correct / n if n else None, "interval": None}

@@ -45,8 +45,9 @@ class HistoryRow(BaseModel):
     @classmethod
     def _older_files(cls, data: Any) -> Any:
         """Rows written before ``decided_accuracy`` existed held it under ``accuracy``."""
-        if isinstance(data, dict) and "decided_accuracy" not in data and data.get("accuracy") is not None:
-            data = {**data, "decided_accuracy": data["accuracy"], "accuracy": data["accuracy"] * data.get("coverage", 0)}
+        old = data.get("accuracy") if isinstance(data, dict) and "decided_accuracy" not in data else None
+        if isinstance(old, int | float) and isinstance(data, dict) and isinstance(data.get("coverage", 0), int | float):
+            data = {**data, "decided_accuracy": old, "accuracy": old * data.get("coverage", 0)}
         return data
     failed: int = 0
     wrong: int | None = None

@@ -131,3 +131,16 @@ def test_vote_accuracy_counts_a_tie_as_wrong() -> None:
     assert stats.accuracy == 1 / 4 and stats.interval == wilson_interval(1, 4)
     assert stats.decided_accuracy == 1 / 3 and stats.decided_interval == wilson_interval(1, 3)
     assert stats.coverage == 3 / 4 and (stats.n, stats.judged, stats.correct) == (4, 3, 1)
+
+
+def test_files_from_before_decided_accuracy_are_read_with_the_old_number_moved() -> None:
+    from critiq.data.models import CriterionStats
+    from critiq.rundir.flow import HistoryRow
+
+    old = CriterionStats.model_validate({"accuracy": 0.8, "coverage": 0.5, "n": 10, "correct": 4, "judged": 5})
+    assert old.decided_accuracy == 0.8 and old.accuracy == 0.4
+    assert CriterionStats.model_validate(old.model_dump()) == old  # what critiq writes now reads back unchanged
+    row = {"iteration": 0, "slot": 0, "name": "n", "description": "d", "origin": "user", "accuracy": 0.8}
+    row |= {"coverage": 0.5, "judged": 5, "n": 10, "status": "good"}
+    history = HistoryRow.model_validate(row)
+    assert history.decided_accuracy == 0.8 and history.accuracy == 0.4
