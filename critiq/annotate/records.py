@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from critiq.data.models import Criterion, CriterionStats, Example, Pair
-from critiq.mine.vote import majority
 from critiq.mine.metrics import agreement
+from critiq.mine.vote import majority
 
 
 def record_for(example: Example, verdicts: Mapping[str, str | None], margin: int) -> dict[str, Any]:
@@ -40,7 +40,8 @@ def _stats(correct: int, judged: int, n: int) -> CriterionStats:
 
 class Agreement:
     """Counts, per criterion and for the vote, how often verdicts match the human label (``accuracy`` counts an
-    abstention or a tie as wrong; ``decided_accuracy`` is over A/B verdicts, as the paper's per-criterion accuracy). A criterion the early stop did not ask is left out of its counts."""
+    abstention or a tie as wrong; ``decided_accuracy`` is over A/B verdicts, as the paper's per-criterion accuracy).
+    A criterion the early stop did not ask is left out of its counts."""
 
     def __init__(self, criteria: Sequence[Criterion], margin: int) -> None:
         self.margin = margin

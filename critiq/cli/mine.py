@@ -168,7 +168,8 @@ def mine(
         )
     console.print(
         f"majority vote accuracy {pct(result.vote.accuracy)} (ties wrong), decided "
-        f"{pct(result.vote.decided_accuracy)}, coverage {pct(result.vote.coverage)} · requests {result.usage.requests} · "
+        f"{pct(result.vote.decided_accuracy)}, coverage {pct(result.vote.coverage)} · "
+        f"requests {result.usage.requests} · "
         f"cache hits {result.usage.cache_hits} · report {out / 'report.md'}"
     )
     if not result.passed:

@@ -25,7 +25,7 @@ import logging
 import random
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import BeforeValidator, Field, create_model
 
@@ -52,13 +52,17 @@ def _cut(limit: int) -> Callable[[object], object]:
     return cut
 
 
-def _text(limit: int, description: str) -> Any:
-    """A string field whose limit is in the schema (``maxLength``) and is cut to, not rejected at, after decoding."""
-    return Annotated[str, BeforeValidator(_cut(limit)), Field(max_length=limit, description=description)]
-
-
-Analysis = _text(ANALYSIS_CHARS, "analysis of this text under the criterion")
-Comparison = _text(COMPARISON_CHARS, "the two texts compared under the criterion")
+# string fields whose limit is in the schema (``maxLength``) and that are cut to it, not rejected, after decoding
+Analysis: TypeAlias = Annotated[
+    str,
+    BeforeValidator(_cut(ANALYSIS_CHARS)),
+    Field(max_length=ANALYSIS_CHARS, description="analysis of this text under the criterion"),
+]
+Comparison: TypeAlias = Annotated[
+    str,
+    BeforeValidator(_cut(COMPARISON_CHARS)),
+    Field(max_length=COMPARISON_CHARS, description="the two texts compared under the criterion"),
+]
 
 
 class PairAnswer(Reply):

@@ -49,6 +49,7 @@ class HistoryRow(BaseModel):
         if isinstance(old, int | float) and isinstance(data, dict) and isinstance(data.get("coverage", 0), int | float):
             data = {**data, "decided_accuracy": old, "accuracy": old * data.get("coverage", 0)}
         return data
+
     failed: int = 0
     wrong: int | None = None
     critiqued: int | None = None

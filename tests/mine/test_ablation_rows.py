@@ -55,7 +55,7 @@ class Script:
     def __call__(self, messages: list[dict[str, Any]], schema: type[BaseModel] | None) -> Any:
         prompt = user_text(messages)
         if schema is PairAnswer:
-            first, second = _fences(prompt)
+            first = _fences(prompt)[0]
             name = re.search(r'Criterion "([^"]+)"', prompt).group(1)  # type: ignore[union-attr]
             right = "A" if "GOOD" in first else "B"
             if _abstains(name) and " 0 " not in first:
@@ -86,16 +86,20 @@ def test_ablation_writes_eight_rows_with_one_accuracy_definition(tmp_path: Path)
     config = FlowConfig(n_criteria=2, iterations=1, kb_candidates=8, final_threshold=0.0, swap="random", seed=1)
     ablation = Ablation(config, manager=client, worker=client)  # type: ignore[arg-type]
     rows = run_sync(ablation.run(TRAIN, TEST, tmp_path / "abl"))
-    assert [r.method for r in rows] == list(METHODS) == [
-        "flow",
-        "no-reflection",
-        "no-kb",
-        "no-reflection-no-kb",
-        "all-in-one",
-        "all-in-one-mined",
-        "overall",
-        "best-kb-criterion",
-    ]
+    assert (
+        [r.method for r in rows]
+        == list(METHODS)
+        == [
+            "flow",
+            "no-reflection",
+            "no-kb",
+            "no-reflection-no-kb",
+            "all-in-one",
+            "all-in-one-mined",
+            "overall",
+            "best-kb-criterion",
+        ]
+    )
     saved = json.loads((tmp_path / "abl" / "ablation.json").read_text())["rows"]
     judged = [json.loads(line) for line in (tmp_path / "abl" / "test_judgments.jsonl").read_text().splitlines()]
     gold = {p.id: p.gold for p in TEST}

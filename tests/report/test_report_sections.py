@@ -136,7 +136,9 @@ def test_nothing_passed_is_the_first_line_and_unjudged_criteria_are_named(run_di
     page = nothing_passed(run_dir, tmp_path / "mine").read_text(encoding="utf-8")
     flow = read_criteria(tmp_path / "mine")
     main = page[page.index("<main>") + len("<main>") :].lstrip()
-    assert main.startswith('<p id="verdict" class="banner error"><strong>No criterion reached decided accuracy 100.0%</strong>')
+    assert main.startswith(
+        '<p id="verdict" class="banner error"><strong>No criterion reached decided accuracy 100.0%</strong>'
+    )
     assert "The best 2 below the threshold" in main
     assert '<h2 id="criteria">Best criteria below the threshold (2, not final)</h2>' in page
     for criterion in flow.below_threshold:
