@@ -63,7 +63,8 @@ class FlowResult(BaseModel):
 
     @property
     def accuracy(self) -> float | None:
-        """Majority-vote accuracy on the training examples."""
+        """Majority-vote accuracy on the training examples, a tie counting as wrong (``vote.decided_accuracy``: over
+        the examples that got a label)."""
         return self.vote.accuracy
 
     def report(self) -> str:
