@@ -397,7 +397,9 @@ class CritiQFlow:
         voters = final or below
         if not final:
             log.warning(
-                "no criterion reached accuracy %.2f; the best %d below it are listed as such", threshold, len(below)
+                "no criterion reached decided accuracy %.2f; the best %d below it are listed as such",
+                threshold,
+                len(below),
             )
         vote, weighted = self._votes(voters, train, worker)
         raw = [worker.raw(c, e) for c in voters for e in train if isinstance(e, Pair)]  # order matters for pairs only
