@@ -255,7 +255,7 @@ def test_report_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None:
                     evidence: document.querySelector('#evidence + p').textContent,
                     reflection: Array.from(document.querySelectorAll('#versions tbody tr'))
                         .map(tr => tr.cells[tr.cells.length - 1].textContent).filter(text => text),
-                    failedHeader: document.querySelectorAll('#criteria + table th')[6].textContent,
+                    failedHeader: document.querySelectorAll('#criteria + table th')[7].textContent,
                 })"""
             )
             shot = page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
