@@ -1,7 +1,14 @@
 """One CritiQ Flow run on N human-labelled pairs with the embedded model, then the same run again.
 
-Prints requests, cache hits, tokens and wall time of both runs; the second must send 0 requests.
+Prints requests, cache hits, tokens and wall time of both runs (the second must send 0 requests), and the worker's
+completion tokens per judgment (what the worker's reply schema costs).
 Usage: python bench/flow.py [--pairs 12] [--criteria 3] [--iterations 1] [--domain code] [--pairs-file PATH]
+       [--simulated]
+
+``--simulated`` replaces the embedded model by a scripted one that answers every request with a schema-valid reply
+whose text fields are written to their full length (the worker's verdict follows the human label on even pairs):
+requests and prompt tokens (litellm's counter, gpt-4o-mini) are those of the real prompts, completion tokens the upper
+bound each reply schema allows. It runs in seconds on a loaded machine, where the embedded model does not.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev_pairs.js
 def run_once(server: LocalServer, cache_dir: str, pairs: list[Pair], args: argparse.Namespace, run_dir: Path) -> None:
     cache = RequestCache(cache_dir)
     manager = LLMClient(server.model_config(max_tokens=400), cache=cache, concurrency=1)
-    worker = LLMClient(server.model_config(max_tokens=128), cache=cache, concurrency=1, usage=manager.usage)
+    worker = LLMClient(server.model_config(max_tokens=128), cache=cache, concurrency=1)
     config = FlowConfig(
         n_criteria=args.criteria,
         iterations=args.iterations,
@@ -38,6 +45,12 @@ def run_once(server: LocalServer, cache_dir: str, pairs: list[Pair], args: argpa
     result = CritiQFlow(config, manager=manager, worker=worker).fit(pairs, run_dir=run_dir)
     wall = time.perf_counter() - start
     u = result.usage
+    w = worker.usage
+    per = w.completion_tokens / w.requests if w.requests else float("nan")
+    print(
+        f"  worker: {w.requests} judgments sent, {w.completion_tokens} completion tokens, {per:.1f} per judgment; "
+        f"failures {w.failures}, unparsable {w.parse_failures}"
+    )
     print(
         f"  requests {u.requests}, cache hits {u.cache_hits}, retries {u.retries}, re-asks {u.reasks}, "
         f"failures {u.failures}, unparsable {u.parse_failures}"
@@ -46,7 +59,8 @@ def run_once(server: LocalServer, cache_dir: str, pairs: list[Pair], args: argpa
     voters = "final" if result.passed else "below-threshold (none passed)"
     print(
         f"  {voters} criteria {[c.name for c in result.voters]}; majority-vote accuracy "
-        f"{result.vote.accuracy if result.vote.accuracy is not None else float('nan'):.2f} on {len(pairs)} pairs"
+        f"{result.vote.accuracy if result.vote.accuracy is not None else float('nan'):.2f} on {len(pairs)} pairs "
+        f"(decided {getattr(result.vote, 'decided_accuracy', None)}, coverage {result.vote.coverage:.2f})"
     )
     evidence = result.evidence
     if evidence:
@@ -54,6 +68,62 @@ def run_once(server: LocalServer, cache_dir: str, pairs: list[Pair], args: argpa
             f"  evidence: {evidence.notes} notes, {evidence.requests_trimmed} of {evidence.requests} manager "
             f"requests cut to fit {evidence.context} tokens (at least {evidence.fewest_used} notes kept)"
         )
+
+
+def simulated(pairs: list[Pair], args: argparse.Namespace, run_dir: Path) -> None:
+    """One flow run against full-length scripted answers; prints requests and tokens per role."""
+    import json
+
+    import litellm
+
+    from critiq.testing.answers import sample_instance
+    from critiq.testing.scripted import ScriptedClient
+
+    counts = {"worker": [0, 0, 0], "manager": [0, 0, 0]}  # requests, prompt tokens, completion tokens
+
+    def full(node: dict, defs: dict) -> object:  # every string at its maxLength (or 200 without one)
+        if "$ref" in node:
+            return full(defs[node["$ref"].split("/")[-1]], defs)
+        if node.get("type") == "object":
+            return {k: full(v, defs) for k, v in node.get("properties", {}).items()}
+        if node.get("type") == "string" and "enum" not in node:
+            return ("word " * 200)[: node.get("maxLength", 200)].strip()
+        return sample_instance(node, defs)
+
+    def respond(role: str) -> object:
+        def answer(messages: list, schema: object) -> object:
+            assert schema is not None
+            json_schema = schema.model_json_schema()  # type: ignore[attr-defined]
+            reply = full(json_schema, json_schema.get("$defs", {}))
+            if isinstance(reply, dict) and "verdict" in reply and reply["verdict"] in ("A", "B", "none"):
+                reply["verdict"] = "A"
+            text = json.dumps(reply)
+            counts[role][0] += 1
+            counts[role][1] += litellm.token_counter(model="gpt-4o-mini", messages=messages)
+            counts[role][2] += litellm.token_counter(model="gpt-4o-mini", text=text)
+            return text
+
+        return answer
+
+    manager, worker = ScriptedClient(respond("manager")), ScriptedClient(respond("worker"))
+    config = FlowConfig(
+        n_criteria=args.criteria,
+        iterations=args.iterations,
+        kb_candidates=args.kb_candidates,
+        use_kb=args.kb_candidates > 0,
+        task=f"{args.domain} answers",
+        domains=[args.domain],
+    )
+    start = time.perf_counter()
+    CritiQFlow(config, manager=manager, worker=worker).fit(pairs, run_dir=run_dir)  # type: ignore[arg-type]
+    wall = time.perf_counter() - start
+    for role, (requests, prompt, completion) in counts.items():
+        per = completion / requests if requests else float("nan")
+        print(
+            f"  {role}: {requests} requests, prompt tokens {prompt}, completion tokens {completion} "
+            f"({per:.1f} per request, full-length replies)"
+        )
+    print(f"  wall {wall:.1f} s (scripted answers: critiq's own overhead)")
 
 
 def main() -> None:
@@ -64,6 +134,7 @@ def main() -> None:
     parser.add_argument("--kb-candidates", type=int, default=3)
     parser.add_argument("--domain", default="code")
     parser.add_argument("--pairs-file", type=Path, default=SHARED, help="human-labelled pairs (default: shared dev)")
+    parser.add_argument("--simulated", action="store_true", help="full-length scripted answers, no model")
     args = parser.parse_args()
     if not args.pairs_file.exists():
         sys.exit(f"{args.pairs_file} is absent: this benchmark reads the shared human-labelled dev pairs")
@@ -72,6 +143,10 @@ def main() -> None:
         f"machine: {os.cpu_count()} cores; {len(pairs)} {args.domain} pairs from {args.pairs_file.name}; "
         f"{args.criteria} criteria, {args.iterations} iteration(s), {args.kb_candidates} KB candidates"
     )
+    if args.simulated:
+        with tempfile.TemporaryDirectory() as tmp:
+            simulated(pairs, args, Path(tmp) / "run")
+        return
     with LocalServer() as server, tempfile.TemporaryDirectory() as tmp:
         print("first run:")
         run_once(server, tmp + "/cache", pairs, args, Path(tmp) / "run1")

@@ -52,7 +52,7 @@ def asking_order(criteria: Sequence[Criterion]) -> list[int]:
 
     def key(index: int) -> tuple[int, float, int]:
         stats = criteria[index].stats
-        accuracy = stats.accuracy if stats is not None else None
+        accuracy = stats.decided_accuracy if stats is not None else None
         return (accuracy is None, -(accuracy or 0.0), index)
 
     return sorted(range(len(criteria)), key=key)

@@ -200,9 +200,10 @@ def estimate_annotate(
     if early_stop:
         ordered = [criteria[i] for i in asking_order(criteria)]
         accuracies = [
-            c.stats.accuracy if c.stats and c.stats.accuracy is not None else UNKNOWN_ACCURACY for c in ordered
+            c.stats.decided_accuracy if c.stats and c.stats.decided_accuracy is not None else UNKNOWN_ACCURACY
+            for c in ordered
         ]
-        coverages = [c.stats.coverage if c.stats and c.stats.accuracy is not None else 1.0 for c in ordered]
+        coverages = [c.stats.coverage if c.stats and c.stats.decided_accuracy is not None else 1.0 for c in ordered]
         expected = count * orders * expected_asked(accuracies, coverages, margin)
     per_request = judge_prompt_tokens(worker, sampled, criteria)
     worker_estimate = _priced(config, upper, expected, per_request, len(sampled) * asked * orders, {})

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from critiq.data.models import Criterion, CriterionStats, Example, Pair
+from critiq.mine.metrics import agreement
 from critiq.mine.vote import majority
-from critiq.stats import wilson_interval
 
 
 def record_for(example: Example, verdicts: Mapping[str, str | None], margin: int) -> dict[str, Any]:
@@ -35,19 +35,13 @@ def record_for(example: Example, verdicts: Mapping[str, str | None], margin: int
 
 
 def _stats(correct: int, judged: int, n: int) -> CriterionStats:
-    return CriterionStats(
-        accuracy=correct / judged if judged else None,
-        coverage=judged / n if n else 0.0,
-        n=n,
-        correct=correct,
-        judged=judged,
-        interval=wilson_interval(correct, judged) if judged else None,
-    )
+    return agreement(correct, judged, n)
 
 
 class Agreement:
-    """Counts, per criterion and for the vote, how often verdicts match the human label (as in the paper:
-    accuracy over non-``none`` verdicts). A criterion the early stop did not ask is left out of its counts."""
+    """Counts, per criterion and for the vote, how often verdicts match the human label (``accuracy`` counts an
+    abstention or a tie as wrong; ``decided_accuracy`` is over A/B verdicts, as the paper's per-criterion accuracy).
+    A criterion the early stop did not ask is left out of its counts."""
 
     def __init__(self, criteria: Sequence[Criterion], margin: int) -> None:
         self.margin = margin

@@ -19,7 +19,8 @@ from critiq.mine.config import FlowConfig
 from critiq.stats import pct
 
 METHOD_HELP = (
-    "methods to run (repeatable; default all): flow, no-reflection, no-kb, all-in-one, overall-judge, best-kb-criterion"
+    "methods to run (repeatable; default all): flow, no-reflection, no-kb, no-reflection-no-kb, all-in-one, "
+    "all-in-one-mined, overall, best-kb-criterion"
 )
 
 
@@ -62,7 +63,16 @@ def ablate(
         )
         rows = run_sync(ablation.run(train_examples, test_examples, out, methods=method or METHODS))
     table = Table(
-        "method", "accuracy", "95% interval", "coverage", "n", "requests", "prompt tok", "compl tok", title="ablation"
+        "method",
+        "accuracy",
+        "95% interval",
+        "decided",
+        "coverage",
+        "n",
+        "requests",
+        "prompt tok",
+        "compl tok",
+        title="ablation (accuracy: a tie counts as wrong; decided: over labelled examples)",
     )
     for r in rows:
         interval = "–" if r.ci_low is None else f"[{r.ci_low:.2f}, {r.ci_high:.2f}]"
@@ -71,6 +81,7 @@ def ablate(
             name,
             pct(r.accuracy),
             interval,
+            pct(r.decided_accuracy),
             pct(r.coverage),
             str(r.n),
             str(r.requests),

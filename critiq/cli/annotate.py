@@ -21,7 +21,7 @@ from critiq.errors import CritiqError
 from critiq.llm.config import ModelConfig
 from critiq.llm.session import ModelSettings
 from critiq.mine.judge import SwapMode, WorkerMode
-from critiq.stats import pct
+from critiq.stats import interval_text, pct
 
 if TYPE_CHECKING:
     from critiq.annotate import AnnotationSummary
@@ -293,7 +293,8 @@ def _print_summary(summary: AnnotationSummary, criteria: list[Criterion], out: P
         criteria_table(criteria, summary.criteria)
         assert summary.vote is not None
         console.print(
-            f"majority vote accuracy {pct(summary.vote.accuracy)} "
+            f"majority vote accuracy {pct(summary.vote.accuracy)} (ties wrong), decided accuracy "
+            f"{pct(summary.vote.decided_accuracy)} {interval_text(summary.vote.decided_interval)} "
             f"(coverage {pct(summary.vote.coverage)}, n {summary.vote.n})"
         )
 

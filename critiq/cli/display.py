@@ -18,12 +18,13 @@ console = Console(stderr=True)
 
 def criteria_table(criteria: Sequence[Criterion], stats: Mapping[str, CriterionStats] | None = None) -> None:
     """Print criteria with their accuracy (from ``stats`` when given, else their own)."""
-    table = Table("criterion", "accuracy", "coverage", "n", "description", title="criteria")
+    table = Table("criterion", "accuracy", "decided", "coverage", "n", "description", title="criteria")
     for c in criteria:
         s = (stats or {}).get(c.name) or c.stats
         table.add_row(
             c.name,
             pct(s.accuracy if s else None),
+            pct(s.decided_accuracy if s else None),
             pct(s.coverage if s else None),
             str(s.n if s else ""),
             c.description[:90],

@@ -167,12 +167,14 @@ def mine(
             f"criteria judged ({retrieval.requests} requests), kept {len(retrieval.kept)}"
         )
     console.print(
-        f"majority vote accuracy {pct(result.vote.accuracy)} · requests {result.usage.requests} · "
+        f"majority vote accuracy {pct(result.vote.accuracy)} (ties wrong), decided "
+        f"{pct(result.vote.decided_accuracy)}, coverage {pct(result.vote.coverage)} · "
+        f"requests {result.usage.requests} · "
         f"cache hits {result.usage.cache_hits} · report {out / 'report.md'}"
     )
     if not result.passed:
         console.print(
-            f"[yellow]no criterion reached accuracy {pct(result.threshold)}[/]: the table shows the best "
+            f"[yellow]no criterion reached decided accuracy {pct(result.threshold)}[/]: the table shows the best "
             f"{len(result.below_threshold)} below it; criteria.json holds no final criteria (exit status "
             f"{NOTHING_PASSED})",
             soft_wrap=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Preference = Literal["a", "b"]
 Verdict = Literal["A", "B", "none"]
@@ -61,7 +61,12 @@ Example = Pair | Point
 
 
 class CriterionStats(BaseModel):
-    """How a criterion's judgments agree with the human labels."""
+    """How a criterion's judgments (or a vote) agree with the human labels, over ``n`` labelled examples.
+
+    ``accuracy`` = correct / n: an abstention or a tie counts as wrong (the reference's vote accuracy);
+    ``decided_accuracy`` = correct / judged, over the examples that got A or B (the reference's per-criterion
+    accuracy, which the thresholds use); ``coverage`` = judged / n. Each accuracy has its Wilson 95% interval.
+    """
 
     accuracy: float | None = None
     coverage: float = 0.0
@@ -69,6 +74,19 @@ class CriterionStats(BaseModel):
     correct: int = 0
     judged: int = 0
     interval: tuple[float, float] | None = None
+    decided_accuracy: float | None = None
+    decided_interval: tuple[float, float] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_files(cls, data: Any) -> Any:
+        """Files written before ``decided_accuracy`` existed held the decided accuracy under ``accuracy``."""
+        old = data.get("accuracy") if isinstance(data, dict) and "decided_accuracy" not in data else None
+        if isinstance(old, int | float) and isinstance(data, dict):
+            n, correct = data.get("n") or 0, data.get("correct") or 0
+            data = {**data, "decided_accuracy": data["accuracy"], "decided_interval": data.get("interval")}
+            data |= {"accuracy": correct / n if n else None, "interval": None}
+        return data
 
 
 class Criterion(BaseModel):

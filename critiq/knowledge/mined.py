@@ -66,13 +66,13 @@ def entries_from_run(run_dir: str | Path, kb: KnowledgeBase) -> tuple[list[KBEnt
 
 def _source(criterion: Criterion, task: str, domains: list[str], models: dict[str, str], run: str) -> Source:
     stats = criterion.stats
-    if stats is None or stats.accuracy is None:
+    if stats is None or stats.decided_accuracy is None:
         raise CritiqError(f"{run}: criterion '{criterion.name}' has no measured accuracy in criteria.json")
     measured = Measurement(
-        accuracy=stats.accuracy,
+        accuracy=stats.decided_accuracy,  # over the judged examples, as the citation says
         n=stats.n,
         judged=stats.judged,
-        interval=stats.interval,
+        interval=stats.decided_interval,
         manager_model=models.get("manager", "unknown"),
         worker_model=models.get("worker", "unknown"),
         task=task,

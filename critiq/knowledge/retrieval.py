@@ -103,12 +103,17 @@ def prefilter(
 def rank_by_accuracy(
     stats: Mapping[str, CriterionStats], min_accuracy: float = 0.5, top: int | None = None, seed: int = 0
 ) -> list[str]:
-    """Names of criteria whose accuracy on the human labels exceeds ``min_accuracy``, best first.
+    """Names of criteria whose decided accuracy (over their A/B verdicts, the reference's per-criterion accuracy)
+    on the human labels exceeds ``min_accuracy``, best first.
 
     As in the paper's reference code, criteria of equal accuracy are ordered at random (seeded), so a tie at the
     ``top`` cut-off is broken at random rather than by file order or name.
     """
-    kept = [(name, s.accuracy) for name, s in stats.items() if s.accuracy is not None and s.accuracy > min_accuracy]
+    kept = [
+        (name, s.decided_accuracy)
+        for name, s in stats.items()
+        if s.decided_accuracy is not None and s.decided_accuracy > min_accuracy
+    ]
     rng = random.Random(seed)
     draws = {name: rng.random() for name, _ in sorted(kept)}
     kept.sort(key=lambda item: (-(item[1] or 0.0), draws[item[0]]))

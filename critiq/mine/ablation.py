@@ -1,8 +1,16 @@
-"""The paper's ablation table for your own data: the flow, each variant and two baselines on one train/test split.
+"""The paper's ablation table for your own data: the flow, each variant and the baselines on one train/test split.
 
-Every method mines (or picks) its criteria on TRAIN and is scored by the accuracy of its final majority vote on TEST,
-with a Wilson 95% interval. All methods share the clients, so with a request cache a cell that two methods judge is
-asked once: a method's ``requests`` are what it sent beyond what earlier methods had already asked.
+Every method mines (or picks) its criteria on TRAIN and is scored by its final majority vote on TEST: ``accuracy``
+counts a tie (no label) as wrong, as the reference does, with ``decided_accuracy`` (over labelled examples) and
+``coverage`` beside it, each accuracy with a Wilson 95% interval. All methods share the clients, so with a request
+cache a cell that two methods judge is asked once: a method's ``requests`` are what it sent beyond what earlier methods
+had already asked.
+
+Rows: ``flow``; ``no-reflection``; ``no-kb``; ``no-reflection-no-kb`` (the paper's "w/o both"); ``all-in-one`` (the
+flow's final criteria judged in one prompt with one A/B answer: the reference's "all criteria in one prompt"
+baseline); ``all-in-one-mined`` (the whole flow run under all-in-one judging, one verdict per criterion);
+``overall`` (no criteria, A or B: the reference's single-judge baseline); ``best-kb-criterion`` (the knowledge-base
+criterion most accurate on TRAIN among those that judged at least half of the TRAIN examples).
 """
 
 from __future__ import annotations
@@ -35,12 +43,21 @@ VARIANTS: dict[str, dict[str, Any] | None] = {
     "flow": {},
     "no-reflection": {"reflection": False},
     "no-kb": {"use_kb": False},
-    "all-in-one": {"judge": "all-in-one"},
-    "overall-judge": None,
+    "no-reflection-no-kb": {"reflection": False, "use_kb": False},
+    "all-in-one": None,
+    "all-in-one-mined": {"judge": "all-in-one"},
+    "overall": None,
     "best-kb-criterion": None,
 }
 METHODS = tuple(VARIANTS)
 OVERALL = Criterion(name="overall", description="Which text is better overall?", origin="user")
+MIN_JUDGED = 0.5  # best-kb-criterion: share of the TRAIN examples a candidate must have judged (A or B)
+
+
+def combined(criteria: Sequence[Criterion]) -> Criterion:
+    """The set of ``criteria`` as one criterion whose description lists them (``combined`` judging)."""
+    listing = "\n".join(f"- {c.name}: {c.description}" for c in criteria)
+    return Criterion(name="all_criteria", description=listing, origin="user")
 
 
 class Ablation:
@@ -62,6 +79,7 @@ class Ablation:
         self.progress = progress
         self.prompts = Prompts(config.language, config.prompts_dir)
         self._workers: dict[WorkerMode, Worker] = {}
+        self._flows: dict[str, tuple[list[Criterion], bool]] = {}
         self.test_rows: list[dict[str, Any]] = []
 
     async def run(
@@ -93,7 +111,13 @@ class Ablation:
                     }
                 )
             )
-            log.info("ablation %s: accuracy %s on %d test examples", method, row.accuracy, row.n)
+            log.info(
+                "ablation %s: accuracy %s (decided %s) on %d test examples",
+                method,
+                row.accuracy,
+                row.decided_accuracy,
+                row.n,
+            )
         write_jsonl(out / "test_judgments.jsonl", self.test_rows)
         table = AblationTable(
             rows=rows,
@@ -110,7 +134,19 @@ class Ablation:
     async def _criteria(self, method: str, train: list[Example], out: Path) -> tuple[list[Criterion], bool, WorkerMode]:
         change = VARIANTS[method]
         if change is not None:
-            config = self.config.model_copy(update=change)
+            voters, passed = await self._flow(method, train, out)
+            return voters, passed, self.config.model_copy(update=change).judge
+        if method == "all-in-one":
+            voters, passed = await self._flow("flow", train, out)
+            return [combined(voters)], passed, "combined"
+        if method == "overall":
+            return [OVERALL], True, "overall"
+        return await self._best_kb_criterion(train), True, "per-criterion"
+
+    async def _flow(self, method: str, train: list[Example], out: Path) -> tuple[list[Criterion], bool]:
+        """The voters of the flow variant ``method`` (run once, resumed from ``out/<method>/`` when there)."""
+        if method not in self._flows:
+            config = self.config.model_copy(update=VARIANTS[method] or {})
             flow = CritiQFlow(
                 config,
                 manager=self.manager,
@@ -120,13 +156,12 @@ class Ablation:
             )
             run_dir = out / method
             result = await flow.afit(train, run_dir=run_dir, resume=(run_dir / "state.json").exists())
-            return result.voters, result.passed, config.judge
-        if method == "overall-judge":
-            return [OVERALL], True, "overall"
-        return await self._best_kb_criterion(train), True, "per-criterion"
+            self._flows[method] = (result.voters, result.passed)
+        return self._flows[method]
 
     async def _best_kb_criterion(self, train: list[Example]) -> list[Criterion]:
-        """The single knowledge-base criterion most accurate on TRAIN (ties broken at random, seeded)."""
+        """The knowledge-base criterion of best decided accuracy on TRAIN among those that judged (A or B) at least
+        half of the TRAIN examples (ties broken at random, seeded)."""
         from critiq.knowledge.retrieval import rank_by_accuracy
 
         if self.config.kb_candidates < 1:
@@ -136,16 +171,21 @@ class Ablation:
         await worker.judge(train, candidates, progress=self._stage("best-kb-criterion"))
         gold = {e.id: e.gold for e in train}
         stats = {c.name: criterion_stats(worker.verdicts(c, train), gold) for c in candidates}
-        best = rank_by_accuracy(stats, min_accuracy=-1.0, top=1, seed=self.config.seed)
+        eligible = {name: s for name, s in stats.items() if s.n and s.judged >= MIN_JUDGED * s.n}
+        best = rank_by_accuracy(eligible, min_accuracy=-1.0, top=1, seed=self.config.seed)
         if not best:
-            raise CritiqError("best-kb-criterion: no knowledge-base candidate got a verdict on the training examples")
+            raise CritiqError(
+                f"best-kb-criterion: no knowledge-base candidate judged at least {MIN_JUDGED:.0%} of the training "
+                "examples"
+            )
         chosen = next(c for c in candidates if c.name == best[0])
         return [chosen.model_copy(update={"stats": stats[chosen.name]})]
 
     async def _score(
         self, method: str, criteria: list[Criterion], passed: bool, mode: WorkerMode, test: list[Example]
     ) -> AblationRow:
-        """The majority vote of ``criteria`` on TEST (a tie gives no label and counts against coverage)."""
+        """The majority vote of ``criteria`` on TEST (a tie gives no label: wrong in ``accuracy``, outside
+        ``decided_accuracy``, and against coverage)."""
         worker = self._worker(mode)
         await worker.judge(test, criteria, progress=self._stage(f"{method} test"))
         again = worker.missing(test, criteria)
@@ -161,12 +201,16 @@ class Ablation:
             )
         stats = vote_stats(predicted, [e.gold or "" for e in test])
         low, high = stats.interval if stats.interval is not None else (None, None)
+        decided_low, decided_high = stats.decided_interval if stats.decided_interval is not None else (None, None)
         return AblationRow(
             method=method,
             accuracy=stats.accuracy,
             n=stats.n,
             ci_low=low,
             ci_high=high,
+            decided_accuracy=stats.decided_accuracy,
+            decided_ci_low=decided_low,
+            decided_ci_high=decided_high,
             coverage=stats.coverage,
             requests=0,
             prompt_tokens=0,
@@ -215,17 +259,22 @@ def render_table(rows: Sequence[AblationRow], n_train: int, n_test: int, models:
         f"# Ablation on {n_train} training and {n_test} test examples",
         "",
         f"manager {models.get('manager')}, worker {models.get('worker')}. Accuracy of each method's final majority "
-        "vote on the test examples that got a label (ties give none: see coverage), with its Wilson 95% interval.",
+        "vote on the test examples, a tie (no label) counting as wrong as in the reference; decided accuracy over the "
+        "examples that got a label; coverage their share; each accuracy with its Wilson 95% interval.",
         "",
-        "| method | accuracy | 95% interval | coverage | n | requests | prompt tokens | completion tokens | criteria |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| method | accuracy | 95% interval | decided accuracy | 95% interval | coverage | n | requests | "
+        "prompt tokens | completion tokens | criteria |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         interval = interval_text(None if r.ci_low is None or r.ci_high is None else (r.ci_low, r.ci_high))
+        decided = interval_text(
+            None if r.decided_ci_low is None or r.decided_ci_high is None else (r.decided_ci_low, r.decided_ci_high)
+        )
         names = ", ".join(r.criteria) + ("" if r.passed else " (below threshold: none passed)")
         lines.append(
-            f"| {r.method} | {pct(r.accuracy)} | {interval} | {pct(r.coverage)} | {r.n} | {r.requests} | "
-            f"{r.prompt_tokens} | {r.completion_tokens} | {names} |"
+            f"| {r.method} | {pct(r.accuracy)} | {interval} | {pct(r.decided_accuracy)} | {decided} | "
+            f"{pct(r.coverage)} | {r.n} | {r.requests} | {r.prompt_tokens} | {r.completion_tokens} | {names} |"
         )
     lines += [
         "",

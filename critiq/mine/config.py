@@ -30,7 +30,9 @@ class FlowConfig(BaseModel):
     """Settings of a CritiQ Flow run; the defaults follow the paper's reference code where it has one."""
 
     n_criteria: int = Field(default=8, ge=1, description="criteria kept in play at each iteration")
-    iterations: int = Field(default=3, ge=0, description="reflect-and-re-evaluate rounds after the first evaluation")
+    iterations: int = Field(
+        default=1, ge=0, description="reflect-and-re-evaluate rounds after the first evaluation (the reference: 1)"
+    )
     low: float = Field(default=0.5, ge=0, le=1, description="accuracy at or below which a criterion is replaced")
     high: float = Field(default=0.75, ge=0, le=1, description="accuracy at or above which a criterion is good")
     final_threshold: float | None = Field(

@@ -261,7 +261,7 @@ class CritiQFlow:
             requests=scout.client.usage.requests - before,
             threshold=self.config.low,
             kept=kept,
-            accuracy={n: s.accuracy for n, s in stats.items()},
+            accuracy={n: s.decided_accuracy for n, s in stats.items()},
             failed={n: f for n, f in failed.items() if f},
             unjudged=unjudged,
         )
@@ -298,6 +298,7 @@ class CritiQFlow:
                     description=slot.current.description,
                     origin=slot.current.origin,
                     accuracy=stats.accuracy,
+                    decided_accuracy=stats.decided_accuracy,
                     coverage=stats.coverage,
                     judged=stats.judged,
                     n=stats.n,
@@ -309,7 +310,7 @@ class CritiQFlow:
     def _status(self, stats: CriterionStats, failed: int, n: int) -> Status:
         if not self._answered(failed, n):
             return "unjudged"  # too few answers to rate it: asked again next round, never banned for it
-        accuracy = stats.accuracy if stats.accuracy is not None else 0.0
+        accuracy = stats.decided_accuracy if stats.decided_accuracy is not None else 0.0  # the reference's measure
         if accuracy >= self.config.high:
             return "good"
         if accuracy > self.config.low:
@@ -404,7 +405,9 @@ class CritiQFlow:
         voters = final or below
         if not final:
             log.warning(
-                "no criterion reached accuracy %.2f; the best %d below it are listed as such", threshold, len(below)
+                "no criterion reached decided accuracy %.2f; the best %d below it are listed as such",
+                threshold,
+                len(below),
             )
         vote, weighted = self._votes(voters, train, worker)
         raw = [worker.raw(c, e) for c in voters for e in train if isinstance(e, Pair)]  # order matters for pairs only
@@ -531,9 +534,9 @@ def _failures(judgments: Sequence[Judgment]) -> int:
 
 
 def _score(stats: CriterionStats | None) -> tuple[float, int]:
-    if stats is None or stats.accuracy is None:
+    if stats is None or stats.decided_accuracy is None:
         return (-1.0, 0)
-    return (stats.accuracy, stats.judged)
+    return (stats.decided_accuracy, stats.judged)
 
 
 def _domains(examples: Sequence[Example], given: Sequence[str]) -> list[str]:

@@ -5,7 +5,16 @@ Three modes share one interface (``judge`` then ``verdict``):
 * ``per-criterion`` (the paper's method): one request per (example, criterion, order);
 * ``all-in-one``: one request per (example, order) listing every criterion, answering a verdict per criterion (the
   paper's "all criteria in one prompt" ablation; also a cheap mode for annotation);
-* ``overall``: the criterion-free baseline, "which text is better overall?" (pass any one criterion as its label).
+* ``overall``: the criterion-free baseline, "which text is better overall?", answered A or B (the reference's
+  single-judge baseline; pass any one criterion as its label);
+* ``combined``: the reference's "all criteria in one prompt" baseline: one request per (example, order) showing every
+  criterion (the criterion passed is the set, its description their listing) and one A/B answer for them all.
+
+Every form follows the reference's protocol: an analysis of each text under the criterion, the comparison, then the
+verdict ("none" when the criterion does not apply, the texts are equal on it, or the worker is unsure). Length limits
+live in the schema (``maxLength``) so grammar engines enforce them while decoding; a hosted provider whose strict
+subset drops them may send more, which is cut at the limit, never thrown away. The rationale kept with a judgment is
+the worker's own text, in the order the worker saw the texts (``Judgment.swapped`` says which that was).
 """
 
 from __future__ import annotations
@@ -16,9 +25,9 @@ import logging
 import random
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import Field, create_model
+from pydantic import BeforeValidator, Field, create_model
 
 from critiq.data.models import Criterion, Example, Judgment, Pair
 from critiq.llm.protocol import ChatClient, Completion
@@ -28,24 +37,79 @@ from critiq.prompts import Prompts, fence
 log = logging.getLogger(__name__)
 
 SwapMode = Literal["random", "both", "none"]
-WorkerMode = Literal["per-criterion", "all-in-one", "overall"]
-RATIONALE_CHARS = 200
+WorkerMode = Literal["per-criterion", "all-in-one", "overall", "combined"]
+ANALYSIS_CHARS = 200  # each text's analysis
+COMPARISON_CHARS = 200
 PAIR_VERDICTS = ("A", "B", "none")
 POINT_VERDICTS = ("yes", "no", "none")
+TOKEN_OVERHEAD = 64  # JSON keys, quotes and the verdict
+
+
+def _cut(limit: int) -> Callable[[object], object]:
+    def cut(value: object) -> object:
+        return value[:limit] if isinstance(value, str) else value
+
+    return cut
+
+
+# string fields whose limit is in the schema (``maxLength``) and that are cut to it, not rejected, after decoding
+Analysis: TypeAlias = Annotated[
+    str,
+    BeforeValidator(_cut(ANALYSIS_CHARS)),
+    Field(max_length=ANALYSIS_CHARS, description="analysis of this text under the criterion"),
+]
+Comparison: TypeAlias = Annotated[
+    str,
+    BeforeValidator(_cut(COMPARISON_CHARS)),
+    Field(max_length=COMPARISON_CHARS, description="the two texts compared under the criterion"),
+]
 
 
 class PairAnswer(Reply):
-    """What a worker returns for a pair."""
+    """What a worker returns for a pair, in the reference's order: each analysis, the comparison, the verdict."""
 
-    rationale: str = Field(max_length=RATIONALE_CHARS, description="one short sentence")
+    analysis_a: Analysis = ""
+    analysis_b: Analysis = ""
+    comparison: Comparison = ""
     verdict: Literal["A", "B", "none"]
 
 
 class PointAnswer(Reply):
-    """What a worker returns for a single text."""
+    """What a worker returns for a single text: its analysis, then the verdict."""
 
-    rationale: str = Field(max_length=RATIONALE_CHARS, description="one short sentence")
+    analysis: Analysis = ""
     verdict: Literal["yes", "no", "none"]
+
+
+class PairChoice(Reply):
+    """The baselines' answer for a pair (``overall``, ``combined``): analyses, comparison, and A or B only."""
+
+    analysis_a: Analysis = ""
+    analysis_b: Analysis = ""
+    comparison: Comparison = ""
+    verdict: Literal["A", "B"]
+
+
+class PointChoice(Reply):
+    """The baselines' answer for a single text: its analysis, then yes or no only."""
+
+    analysis: Analysis = ""
+    verdict: Literal["yes", "no"]
+
+
+def answer_schema(mode: WorkerMode, pair: bool, count: int | None = None) -> type[Reply]:
+    """The reply schema of one worker request."""
+    if count is not None:
+        return all_in_one_answer(count, pair)
+    if mode in ("overall", "combined"):
+        return PairChoice if pair else PointChoice
+    return PairAnswer if pair else PointAnswer
+
+
+def token_budget(pair: bool, language: str) -> int:
+    """Completion tokens a full-length answer needs: its text limits at 2 characters a token (1 for zh)."""
+    chars = 2 * ANALYSIS_CHARS + COMPARISON_CHARS if pair else ANALYSIS_CHARS
+    return chars // (1 if language == "zh" else 2) + TOKEN_OVERHEAD
 
 
 def field_name(index: int) -> str:
@@ -55,9 +119,13 @@ def field_name(index: int) -> str:
 
 @lru_cache(maxsize=64)
 def all_in_one_answer(count: int, pair: bool) -> type[Reply]:
-    """The schema of an all-in-one answer: a short rationale and one verdict field per criterion, all required."""
+    """The schema of an all-in-one answer: the analyses and the comparison, then one verdict field per criterion."""
     verdict: Any = Literal["A", "B", "none"] if pair else Literal["yes", "no", "none"]
-    fields: dict[str, Any] = {"rationale": (str, Field(max_length=RATIONALE_CHARS, description="one short sentence"))}
+    fields: dict[str, Any] = (
+        {"analysis_a": (Analysis, ""), "analysis_b": (Analysis, ""), "comparison": (Comparison, "")}
+        if pair
+        else {"analysis": (Analysis, "")}
+    )
     fields |= {field_name(i): (verdict, ...) for i in range(count)}
     return create_model(f"{'Pair' if pair else 'Point'}Verdicts{count}", __base__=Reply, **fields)
 
@@ -127,7 +195,7 @@ class Worker:
             return self.messages_for_set(example, [criterion], swapped)
         overall = self.mode == "overall"
         what = {} if overall else {"name": criterion.name, "description": criterion.description}
-        suffix = "_overall" if overall else ""
+        suffix = {"overall": "_overall", "combined": "_combined"}.get(self.mode, "")
         if isinstance(example, Pair):
             first, second = (example.b, example.a) if swapped else (example.a, example.b)
             user = self.prompts.render(
@@ -135,7 +203,7 @@ class Worker:
             )
         else:
             user = self.prompts.render(f"judge{suffix}_point", text=fence(example.text, "TEXT"), **what)
-        system = self.prompts.render(f"judge_system{suffix}")
+        system = self.prompts.render("judge_system_all" if self.mode == "combined" else f"judge_system{suffix}")
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
     def messages_for_set(self, example: Example, criteria: Sequence[Criterion], swapped: bool) -> list[dict[str, str]]:
@@ -236,8 +304,9 @@ class Worker:
         self, messages: list[dict[str, str]], example: Example, count: int | None = None
     ) -> Completion[Reply]:
         pair = isinstance(example, Pair)
-        schema = all_in_one_answer(count, pair) if count is not None else PairAnswer if pair else PointAnswer
-        return await self.client.complete(messages, schema=schema)
+        schema = answer_schema(self.mode, pair, count)
+        budget = max(self.client.config.max_tokens, token_budget(pair, self.prompts.language))
+        return await self.client.complete(messages, schema=schema, max_tokens=budget)
 
     def _store(
         self,
@@ -248,7 +317,9 @@ class Worker:
         in_set: tuple[str, int] | None,
     ) -> None:
         key = criterion_key(criterion)
-        judgment = _judgment(criterion, example, swapped, completion, None if in_set is None else in_set[1])
+        judgment = _judgment(
+            criterion, example, swapped, completion, None if in_set is None else in_set[1], self.prompts
+        )
         memo_key = (key, example.id, swapped)
         self.memo[memo_key] = judgment
         if in_set is not None:
@@ -293,8 +364,23 @@ class Worker:
         self.sets.clear()
 
 
+def worker_rationale(answer: Reply, prompts: Prompts) -> str:
+    """The worker's analyses and comparison as one text, in the order the worker saw the texts."""
+    values = {name: str(getattr(answer, name, "")).strip() for name in ("analysis_a", "analysis_b", "comparison")}
+    if hasattr(answer, "analysis"):
+        return str(answer.analysis).strip()
+    if not any(values.values()):
+        return ""
+    return prompts.render("worker_rationale", **values)
+
+
 def _judgment(
-    criterion: Criterion, example: Example, swapped: bool, completion: Completion[Reply], index: int | None
+    criterion: Criterion,
+    example: Example,
+    swapped: bool,
+    completion: Completion[Reply],
+    index: int | None,
+    prompts: Prompts,
 ) -> Judgment:
     answer = completion.parsed
     if completion.failed or answer is None:
@@ -314,6 +400,6 @@ def _judgment(
         example_id=example.id,
         criterion=criterion.name,
         verdict=verdict,
-        rationale=getattr(answer, "rationale", ""),
+        rationale=worker_rationale(answer, prompts),
         swapped=swapped,
     )

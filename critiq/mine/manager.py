@@ -37,9 +37,12 @@ class Reason(Reply):
     reason: str = Field(min_length=1, max_length=400)
 
 
+DESCRIPTION_CHARS = 1000  # the reference asks for "specific and detailed while concise"; the cap keeps a bound
+
+
 class Proposal(Reply):
     name: str = Field(min_length=2, max_length=64)
-    description: str = Field(min_length=10, max_length=500)
+    description: str = Field(min_length=10, max_length=DESCRIPTION_CHARS)
 
 
 class Proposals(Reply):
@@ -47,7 +50,10 @@ class Proposals(Reply):
 
 
 class Critique(Reply):
-    critique: str = Field(min_length=1, max_length=500)
+    """The reference's critique reply: an analysis of the wrong case, then the critique."""
+
+    analysis: str = Field(default="", max_length=1200)
+    critique: str = Field(min_length=1, max_length=600)
 
 
 def snake_case(name: str) -> str:
@@ -144,6 +150,9 @@ class Manager:
             if progress is not None:
                 progress(done, len(labelled))
             reason = reply.parsed.reason.strip() if reply.parsed is not None else ""
+            if not reason:
+                kept = "its human note is kept" if person_note(example) else "it gives the manager no evidence"
+                log.warning("warm-up reply on %s was unusable (%s): %s", example.id, reply.error or "empty", kept)
             return self._evidence(number, example, flipped, reason)
 
         found = await asyncio.gather(*(one(i + 1, e) for i, e in enumerate(labelled)))
@@ -157,9 +166,16 @@ class Manager:
         words = QUALITY_WORDS.get(self.prompts.language, QUALITY_WORDS["en"])
         return words[0 if gold == "A" else 1]
 
-    def _warmup_messages(self, example: Example, flipped: bool) -> Messages:
+    def _note(self, template: str, example: Example, flipped: bool) -> str:
+        """The labeller's note, fenced, with a word on its A/B when the pair is shown in the other order."""
         note = person_note(example)
-        note_text = self.prompts.fragment("warmup_note", note=fence(note, "NOTE")) if note else ""
+        if not note:
+            return ""
+        order = self.prompts.fragment("note_flipped") if flipped and isinstance(example, Pair) else ""
+        return self.prompts.fragment(template, note=fence(note, "NOTE"), order=order)
+
+    def _warmup_messages(self, example: Example, flipped: bool) -> Messages:
+        note_text = self._note("warmup_note", example, flipped)
         label = self._shown_label(example, flipped)
         if isinstance(example, Pair):
             first, second = (example.b, example.a) if flipped else (example.a, example.b)
@@ -178,7 +194,7 @@ class Manager:
         note = person_note(example)
         if not reason and not note:
             return None
-        note_text = self.prompts.fragment("evidence_note", note=note.replace('"', "'")) if note else ""
+        note_text = self._note("evidence_note", example, flipped)
         template = "evidence_pair" if isinstance(example, Pair) else "evidence_point"
         line = self.prompts.render(
             template,
@@ -224,28 +240,44 @@ class Manager:
         return self.prompts.render("propose", notes=notes, count=count, existing=existing, banned=banned)
 
     async def critique(self, criterion: Criterion, example: Example, judgment: Judgment) -> str | None:
-        """Why the worker got this example wrong under this criterion (the right answer and rationale shown)."""
-        gold = example.gold
+        """Why the worker got this example wrong under this criterion.
+
+        The request shows what the worker saw: the texts in the worker's order (``judgment.swapped``), the worker's
+        verdict and the human answer in that order, the worker's analysis, and the pair's human note; every one of
+        them is fenced.
+        """
+        flipped = isinstance(example, Pair) and judgment.swapped
+        shown = self._shown_label(example, flipped)
+        common = {
+            "name": criterion.name,
+            "description": criterion.description,
+            "rationale": fence(judgment.rationale or "-", "ANALYSIS"),
+            "note": self._note("critique_note", example, flipped),
+        }
         if isinstance(example, Pair):
-            text_a, text_b = fence(example.a, "TEXT_A"), fence(example.b, "TEXT_B")
+            first, second = (example.b, example.a) if flipped else (example.a, example.b)
+            verdict = {"A": "B", "B": "A"}.get(judgment.verdict, judgment.verdict) if flipped else judgment.verdict
+            user = self.prompts.render(
+                "critique",
+                text_a=fence(first, "TEXT_A"),
+                text_b=fence(second, "TEXT_B"),
+                gold=shown,
+                verdict=verdict,
+                **common,
+            )
         else:
-            text_a, text_b = fence(example.text, "TEXT"), "(single-text example: A = good, B = poor)"
-        user = self.prompts.render(
-            "critique",
-            text_a=text_a,
-            text_b=text_b,
-            name=criterion.name,
-            description=criterion.description,
-            gold=gold,
-            verdict=judgment.verdict,
-            rationale=judgment.rationale.replace('"', "'"),
+            said = {"A": "yes", "B": "no"}.get(judgment.verdict, judgment.verdict)
+            user = self.prompts.render(
+                "critique_point", text=fence(example.text, "TEXT"), label=shown, verdict=said, **common
+            )
+        reply = await self._complete(
+            [self._system(), {"role": "user", "content": user}], Critique, max_tokens=self.max_tokens
         )
-        reply = await self._complete([self._system(), {"role": "user", "content": user}], Critique, max_tokens=200)
         return reply.parsed.critique.strip() if reply.parsed is not None else None
 
     async def rewrite(self, criterion: Criterion, stats: CriterionStats, critiques: Sequence[str]) -> Criterion | None:
         """A new description for a mid criterion, from the critiques of its mistakes; keeps the name."""
-        accuracy = f"{stats.accuracy:.0%}" if stats.accuracy is not None else "few"
+        accuracy = f"{stats.decided_accuracy:.0%}" if stats.decided_accuracy is not None else "few"
         messages = self._with_evidence(
             lambda notes: self.prompts.render(
                 "rewrite",
@@ -253,7 +285,7 @@ class Manager:
                 name=criterion.name,
                 description=criterion.description,
                 accuracy=accuracy,
-                critiques="\n".join(f"- {c}" for c in critiques) or "- (none)",
+                critiques="\n".join(f"- {fence(c, 'CRITIQUE')}" for c in critiques) or "- (none)",
             )
         )
         reply = await self._complete(messages, Proposal, max_tokens=self.max_tokens)

@@ -1,4 +1,5 @@
-"""Agreement of criteria with human labels: accuracy on non-``none`` verdicts, coverage, Wilson interval."""
+"""Agreement of criteria and votes with human labels: accuracy (an abstention counts as wrong), decided accuracy
+(over A/B verdicts only), coverage, each accuracy with its Wilson interval."""
 
 from __future__ import annotations
 
@@ -8,20 +9,27 @@ from critiq.data.models import CriterionStats, Judgment
 from critiq.stats import wilson_interval
 
 
+def agreement(correct: int, judged: int, n: int) -> CriterionStats:
+    """The one definition of accuracy: ``correct / n`` (abstentions and ties wrong), ``correct / judged`` as
+    ``decided_accuracy``, ``judged / n`` as coverage, with a Wilson interval on each accuracy."""
+    return CriterionStats(
+        accuracy=correct / n if n else None,
+        interval=wilson_interval(correct, n) if n else None,
+        decided_accuracy=correct / judged if judged else None,
+        decided_interval=wilson_interval(correct, judged) if judged else None,
+        coverage=judged / n if n else 0.0,
+        n=n,
+        correct=correct,
+        judged=judged,
+    )
+
+
 def criterion_stats(judgments: Sequence[Judgment], gold: Mapping[str, str | None]) -> CriterionStats:
-    """Accuracy = correct / judged (non-``none``), as in the paper; coverage = judged / n."""
+    """A criterion's :func:`agreement` with the human labels; ``judged`` = its A/B (non-``none``) verdicts."""
     labelled = [j for j in judgments if gold.get(j.example_id) is not None]
     judged = [j for j in labelled if j.verdict != "none"]
     correct = sum(j.verdict == gold[j.example_id] for j in judged)
-    n = len(labelled)
-    return CriterionStats(
-        accuracy=correct / len(judged) if judged else None,
-        coverage=len(judged) / n if n else 0.0,
-        n=n,
-        correct=correct,
-        judged=len(judged),
-        interval=wilson_interval(correct, len(judged)) if judged else None,
-    )
+    return agreement(correct, len(judged), len(labelled))
 
 
 def position_bias(raw_cells: Sequence[Sequence[Judgment]]) -> dict[str, float | int | None]:

@@ -63,7 +63,8 @@ class FlowResult(BaseModel):
 
     @property
     def accuracy(self) -> float | None:
-        """Majority-vote accuracy on the training examples."""
+        """Majority-vote accuracy on the training examples, a tie counting as wrong (``vote.decided_accuracy``: over
+        the examples that got a label)."""
         return self.vote.accuracy
 
     def report(self) -> str:
@@ -110,22 +111,33 @@ def headline(result: FlowResult) -> str:
     """The report's first line: whether any criterion passed the threshold."""
     threshold = pct(result.threshold)
     if result.passed:
-        return f"# CritiQ Flow report: {len(result.criteria)} criteria reached accuracy {threshold}"
+        return f"# CritiQ Flow report: {len(result.criteria)} criteria reached decided accuracy {threshold}"
     return (
-        f"# CritiQ Flow report: NO criterion reached accuracy {threshold} "
+        f"# CritiQ Flow report: NO criterion reached decided accuracy {threshold} "
         f"(the best {len(result.below_threshold)} below it are listed as such)"
+    )
+
+
+def agreement_text(stats: CriterionStats) -> str:
+    """``accuracy 50.0% [..] (none and ties wrong), decided accuracy 62.5% [..], coverage 80.0%, n 10``."""
+    return (
+        f"accuracy {pct(stats.accuracy)} {interval_text(stats.interval)} (none and ties count as wrong), "
+        f"decided accuracy {pct(stats.decided_accuracy)} {interval_text(stats.decided_interval)}, "
+        f"coverage {pct(stats.coverage)}, n {stats.n}"
     )
 
 
 def _criteria_rows(criteria: list[Criterion], failures: dict[str, int]) -> list[str]:
     rows = [
-        "| criterion | origin | accuracy | 95% interval | coverage | n | failed | description |",
-        "|---|---|---|---|---|---|---|---|",
+        "| criterion | origin | accuracy | 95% interval | decided accuracy | 95% interval | coverage | n | failed "
+        "| description |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in criteria:
         s = c.stats or CriterionStats()
         rows.append(
-            f"| {c.name} | {c.origin} | {pct(s.accuracy)} | {interval_text(s.interval)} | {pct(s.coverage)} | {s.n} | "
+            f"| {c.name} | {c.origin} | {pct(s.accuracy)} | {interval_text(s.interval)} | {pct(s.decided_accuracy)} | "
+            f"{interval_text(s.decided_interval)} | {pct(s.coverage)} | {s.n} | "
             f"{failures.get(c.name, 0)} | {c.description.replace('|', '/')} |"
         )
     return rows
@@ -153,7 +165,7 @@ def render_markdown(result: FlowResult) -> str:
         lines += [
             "## Best criteria below the threshold (not final)",
             "",
-            f"No criterion reached accuracy {pct(result.threshold)} on the training examples; `criteria.json` "
+            f"No criterion reached decided accuracy {pct(result.threshold)} on the training examples; `criteria.json` "
             "holds no final criteria. These are the best below it:",
             "",
             *_criteria_rows(result.below_threshold, result.failures),
@@ -163,20 +175,18 @@ def render_markdown(result: FlowResult) -> str:
         "",
         f"## Votes on the training examples (of the {voters})",
         "",
-        f"- majority vote: accuracy {pct(result.vote.accuracy)} {interval_text(result.vote.interval)}, "
-        f"coverage {pct(result.vote.coverage)} (ties give no label)",
+        f"- majority vote: {agreement_text(result.vote)}",
     ]
     if result.weighted_vote is not None:
-        w = result.weighted_vote
-        lines.append(
-            "- weighted vote (logistic regression, cross-validated): "
-            f"accuracy {pct(w.accuracy)} {interval_text(w.interval)}"
-        )
+        lines.append(f"- weighted vote (logistic regression, cross-validated): {agreement_text(result.weighted_vote)}")
     if result.valid_vote is not None:
-        lines.append(
-            f"- validation majority vote: accuracy {pct(result.valid_vote.accuracy)} "
-            f"{interval_text(result.valid_vote.interval)}, coverage {pct(result.valid_vote.coverage)}"
-        )
+        lines.append(f"- validation majority vote: {agreement_text(result.valid_vote)}")
+    lines += [
+        "",
+        "Accuracy counts a tie (no label) or a none verdict as wrong, as the reference does; decided accuracy is over "
+        "the examples that got A or B (a criterion's thresholds use it, as the reference does); coverage is their "
+        "share.",
+    ]
     bias = result.position_bias
     lines += [
         "",
@@ -195,7 +205,7 @@ def render_markdown(result: FlowResult) -> str:
             "## Knowledge-base retrieval",
             "",
             f"- {len(r.candidates)} of {r.knowledge_base_size} criteria judged ({r.judgments} judgments, "
-            f"{r.requests} requests); kept (accuracy above {pct(r.threshold)}): {', '.join(r.kept) or 'none'}",
+            f"{r.requests} requests); kept (decided accuracy above {pct(r.threshold)}): {', '.join(r.kept) or 'none'}",
         ]
         if r.unjudged:
             lines.append(f"- unjudged (too many failed judgments): {', '.join(r.unjudged)}")
@@ -203,13 +213,14 @@ def render_markdown(result: FlowResult) -> str:
         "",
         "## Iterations",
         "",
-        "| iteration | criterion | origin | accuracy | coverage | failed | status | reflection |",
-        "|---|---|---|---|---|---|---|---|",
+        "| iteration | criterion | origin | accuracy | decided accuracy | coverage | failed | status | reflection |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result.history:
         reflection = f"critiqued {row.critiqued} of {row.wrong} wrong cases" if row.wrong is not None else ""
         lines.append(
-            f"| {row.iteration} | {row.name} | {row.origin} | {pct(row.accuracy)} | {pct(row.coverage)} | "
+            f"| {row.iteration} | {row.name} | {row.origin} | {pct(row.accuracy)} | {pct(row.decided_accuracy)} | "
+            f"{pct(row.coverage)} | "
             f"{row.failed} | {row.status} | {reflection} |"
         )
     u = result.usage
@@ -231,7 +242,7 @@ def accuracy_plot(result: FlowResult) -> bytes | None:
     from critiq.report.plots import accuracy_per_iteration
 
     thresholds = (result.config.get("low"), result.config.get("high"))
-    return accuracy_per_iteration(result.history, thresholds=thresholds, vote=result.vote.accuracy)
+    return accuracy_per_iteration(result.history, thresholds=thresholds, vote=result.vote.decided_accuracy)
 
 
 def write_outputs(result: FlowResult, run: RunDir) -> None:

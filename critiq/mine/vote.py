@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from critiq.data.models import CriterionStats
-from critiq.stats import wilson_interval
+from critiq.mine.metrics import agreement
 
 _SIGN = {"A": 1, "B": -1, "none": 0}
 
@@ -29,18 +29,11 @@ def vote_matrix(rows: Sequence[Sequence[str]]) -> np.ndarray:
 
 
 def vote_stats(predicted: Sequence[str | None], gold: Sequence[str]) -> CriterionStats:
-    """Accuracy over examples that got a label, coverage, and a Wilson interval (ties are uncovered)."""
+    """The vote's :func:`~critiq.mine.metrics.agreement`: a tie (no label) counts as wrong in ``accuracy``, as in the
+    reference; ``decided_accuracy`` is over the examples that got a label."""
     decided = [(p, g) for p, g in zip(predicted, gold, strict=True) if p is not None]
     correct = sum(p == g for p, g in decided)
-    n = len(gold)
-    return CriterionStats(
-        accuracy=correct / len(decided) if decided else None,
-        coverage=len(decided) / n if n else 0.0,
-        n=n,
-        correct=correct,
-        judged=len(decided),
-        interval=wilson_interval(correct, len(decided)) if decided else None,
-    )
+    return agreement(correct, len(decided), len(gold))
 
 
 def weighted_vote_stats(

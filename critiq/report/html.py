@@ -94,7 +94,7 @@ def accuracy_figure(
     else:
         config = state.config if state else {}
         thresholds = (config.get("low"), config.get("high"))
-    vote = criteria.vote.accuracy if criteria and criteria.vote else None
+    vote = criteria.vote.decided_accuracy if criteria and criteria.vote else None
     png = plots.accuracy_per_iteration(history, thresholds=thresholds, vote=vote)
     return figure(run, "accuracy.png", png, "accuracy per iteration")
 

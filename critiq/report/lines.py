@@ -58,7 +58,9 @@ def versions(rows: Sequence[HistoryRow], final: FinalCriterion) -> list[Version]
             change = REWRITTEN
         is_final = row.name == final.name and row.description == final.description
         other_name = row.name if row.name != final.name else None
-        out.append(Version(row.iteration, row.accuracy, row.status, critiqued(row), change, other_name, is_final))
+        out.append(
+            Version(row.iteration, row.decided_accuracy, row.status, critiqued(row), change, other_name, is_final)
+        )
         previous = row
     return out
 

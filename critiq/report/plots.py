@@ -33,16 +33,17 @@ def accuracy_per_iteration(
     thresholds: Sequence[float | None] = (),
     vote: float | None = None,
 ) -> bytes | None:
-    """Accuracy of each criterion line (``slot``) per iteration; thresholds dotted, the majority vote dashed.
+    """Decided accuracy (the thresholds' measure) of each criterion line (``slot``) per iteration; thresholds dotted,
+    the majority vote's decided accuracy dashed.
 
-    Returns ``None`` when no row has an accuracy.
+    Returns ``None`` when no row has one.
     """
     lines: dict[int, list[tuple[int, float]]] = {}
     labels: dict[int, str] = {}
     for row in history:
-        if row.accuracy is None:
+        if row.decided_accuracy is None:
             continue
-        lines.setdefault(row.slot, []).append((row.iteration, row.accuracy))
+        lines.setdefault(row.slot, []).append((row.iteration, row.decided_accuracy))
         labels[row.slot] = row.name or f"line {row.slot}"
     if not lines:
         return None
@@ -63,9 +64,9 @@ def accuracy_per_iteration(
     iterations = sorted({x for points in lines.values() for x, _ in points})
     ax.set_xticks(iterations)
     ax.set_xlabel("iteration")
-    ax.set_ylabel("accuracy (non-none verdicts)")
+    ax.set_ylabel("decided accuracy (A/B verdicts)")
     ax.set_ylim(0, 1.05)
-    ax.set_title("accuracy of each criterion line per iteration", fontsize=10)
+    ax.set_title("decided accuracy of each criterion line per iteration", fontsize=10)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _png(figure)
 

@@ -12,8 +12,9 @@ ABLATION_FILE = "ablation.json"
 
 
 class AblationRow(BaseModel):
-    """One method's result on the test split: its final majority vote's accuracy (Wilson 95% interval), coverage,
-    and the requests and tokens it sent beyond the methods before it."""
+    """One method's result on the test split: its final majority vote's accuracy (a tie counts as wrong, as in the
+    reference) and decided accuracy (over the examples that got a label), each with its Wilson 95% interval,
+    coverage, and the requests and tokens it sent beyond the methods before it."""
 
     method: str
     accuracy: float | None
@@ -21,6 +22,9 @@ class AblationRow(BaseModel):
     ci_low: float | None
     ci_high: float | None
     coverage: float
+    decided_accuracy: float | None = None
+    decided_ci_low: float | None = None
+    decided_ci_high: float | None = None
     requests: int
     prompt_tokens: int
     completion_tokens: int

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, RootModel
+from pydantic import BaseModel, Field, RootModel, model_validator
 
 from critiq.data.models import Criterion, CriterionStats
 from critiq.llm.usage import Usage
@@ -24,8 +24,9 @@ Phase = Literal["evaluate", "reflect", "done"]
 class HistoryRow(BaseModel):
     """One criterion version as evaluated in one iteration (and what the reflection then did with it).
 
-    ``failed``: judgments whose request failed; ``wrong`` / ``critiqued`` (mid criteria): the wrong cases found, and
-    how many of them the manager critiqued.
+    ``accuracy``: correct / n (a ``none`` counts as wrong); ``decided_accuracy``: correct / judged, the reference's
+    per-criterion accuracy that sets the status. ``failed``: judgments whose request failed; ``wrong`` /
+    ``critiqued`` (mid criteria): the wrong cases found, and how many of them the manager critiqued.
     """
 
     iteration: int
@@ -38,6 +39,17 @@ class HistoryRow(BaseModel):
     judged: int
     n: int
     status: Status
+    decided_accuracy: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_files(cls, data: Any) -> Any:
+        """Rows written before ``decided_accuracy`` existed held it under ``accuracy``."""
+        old = data.get("accuracy") if isinstance(data, dict) and "decided_accuracy" not in data else None
+        if isinstance(old, int | float) and isinstance(data, dict) and isinstance(data.get("coverage", 0), int | float):
+            data = {**data, "decided_accuracy": old, "accuracy": old * data.get("coverage", 0)}
+        return data
+
     failed: int = 0
     wrong: int | None = None
     critiqued: int | None = None

@@ -163,7 +163,7 @@ def test_annotate_dry_run_sends_nothing_and_counts_right(varied_stub: StubServer
     assert f"{30 * len(CRITERIA)}" in result.stderr
 
     ordered = [CRITERIA[i] for i in asking_order(CRITERIA)]
-    accuracy = [c.stats.accuracy if c.stats else 0.5 for c in ordered]
+    accuracy = [c.stats.decided_accuracy if c.stats else 0.5 for c in ordered]  # P(right | it answers)
     coverage = [c.stats.coverage if c.stats else 1.0 for c in ordered]
     config = ModelConfig(model="gpt-4o-mini", max_tokens=100)
     run = estimate_annotate(iter(pairs(30)), CRITERIA, config, swap="both", sample=8)

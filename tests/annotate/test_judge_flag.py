@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from critiq.cli.main import app
 from critiq.data.models import Criterion, Pair
 from critiq.llm.local import LOCAL_MODEL
-from critiq.mine.judge import PairAnswer, field_name
+from critiq.mine.judge import PairAnswer, PairChoice, field_name
 from critiq.testing import ScriptedClient
 from critiq.testing.scripted import user_text
 
@@ -33,13 +33,14 @@ VERDICTS = {"tests": "A", "names": "B", "errors": "A"}
 
 
 def answer(messages: list[dict[str, Any]], schema: type[BaseModel] | None) -> dict[str, str]:
-    """A per-criterion request gets its criterion's verdict; an all-in-one request one verdict per field."""
-    if schema is PairAnswer:
+    """A per-criterion request gets its criterion's verdict (the overall judge, A or B only, gets B); an all-in-one
+    request one verdict per field."""
+    if schema in (PairAnswer, PairChoice):
         text = user_text(messages)
         named = [c.name for c in CRITERIA if c.description in text]
-        return {"rationale": "r", "verdict": VERDICTS[named[0]] if named else "B"}
+        return {"comparison": "r", "verdict": VERDICTS[named[0]] if named else "B"}
     assert schema is not None and field_name(0) in schema.model_fields
-    return {"rationale": "r"} | {field_name(i): VERDICTS[c.name] for i, c in enumerate(CRITERIA)}
+    return {"comparison": "r"} | {field_name(i): VERDICTS[c.name] for i, c in enumerate(CRITERIA)}
 
 
 @pytest.fixture()

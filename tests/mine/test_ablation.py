@@ -18,6 +18,7 @@ from critiq.stats import wilson_interval
 from tests.paths import EXAMPLES
 
 FIELDS = {"method", "accuracy", "n", "ci_low", "ci_high", "coverage", "requests", "prompt_tokens", "completion_tokens"}
+FIELDS |= {"decided_accuracy", "decided_ci_low", "decided_ci_high"}
 
 
 @pytest.mark.llm
@@ -53,15 +54,20 @@ def test_ablate_runs_every_method_on_the_embedded_model(tmp_path: Path, local_se
         decided = [j for j in votes if j["vote"] is not None]
         correct = sum(j["vote"] == gold[j["id"]] for j in decided)
         assert row["coverage"] == len(decided) / 4
+        assert row["accuracy"] == correct / 4  # a tie counts as wrong, as in the reference
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx(wilson_interval(correct, 4))
         if decided:
-            assert row["accuracy"] == correct / len(decided)
-            assert (row["ci_low"], row["ci_high"]) == pytest.approx(wilson_interval(correct, len(decided)))
+            assert row["decided_accuracy"] == correct / len(decided)
+            assert (row["decided_ci_low"], row["decided_ci_high"]) == pytest.approx(
+                wilson_interval(correct, len(decided))
+            )
         else:
-            assert row["accuracy"] is None and row["ci_low"] is None
+            assert row["decided_accuracy"] is None and row["decided_ci_low"] is None
         assert row["requests"] >= 0 and row["prompt_tokens"] >= 0 and row["completion_tokens"] >= 0
     by_method = {r["method"]: r for r in rows}
     assert by_method["flow"]["requests"] > 0 and by_method["flow"]["prompt_tokens"] > 0
-    assert by_method["overall-judge"]["criteria"] == ["overall"] and 4 <= by_method["overall-judge"]["requests"] <= 8
+    assert by_method["overall"]["criteria"] == ["overall"] and 4 <= by_method["overall"]["requests"] <= 8
+    assert by_method["all-in-one"]["criteria"] == ["all_criteria"] and by_method["all-in-one"]["requests"] <= 8
     assert len(by_method["best-kb-criterion"]["criteria"]) == 1
     assert by_method["best-kb-criterion"]["requests"] <= 8  # test cells only: its training cells were the flow's
     assert (tmp_path / "abl" / "flow" / "report.md").exists() and (tmp_path / "abl" / "no-kb" / "state.json").exists()

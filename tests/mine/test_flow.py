@@ -54,12 +54,17 @@ class Script:
             first, second = _texts(prompt)
             pair = next(p for p in PAIRS if {p.a, p.b} == {first, second})
             if pair.id in self.none.get(name, set()):
-                return {"rationale": "not applicable", "verdict": "none"}
+                return {"comparison": "not applicable", "verdict": "none"}
             good_first = "GOOD" in first
             right = self.right.get(name, set())
             correct = right == "all" or pair.id in right  # type: ignore[operator]
             pick_first = good_first if correct else not good_first
-            return {"rationale": f"{name} says so", "verdict": "A" if pick_first else "B"}
+            return {
+                "analysis_a": f"{name} on Text A",
+                "analysis_b": f"{name} on Text B",
+                "comparison": f"{name} says so",
+                "verdict": "A" if pick_first else "B",
+            }
         if schema is Reason:
             return {"reason": "the preferred text says GOOD"}
         if schema is Critique:
@@ -108,7 +113,11 @@ def test_reflection_prompt_shows_texts_answer_and_rationale(tmp_path: Any) -> No
     assert len(script.prompts["critique"]) == 1  # exactly the one wrong case (p2)
     prompt = script.prompts["critique"][0]
     assert "text 2 GOOD" in prompt and "text 2 bad" in prompt
-    assert "expert answer is A" in prompt and "answered B" in prompt and "in_between says so" in prompt
+    assert "the expert's answer is Text A." in prompt and "the worker chose Text B as better" in prompt
+    analysis = re.findall(r"<<<ANALYSIS-(\w+)\n(.*?)\nANALYSIS-\1>>>", prompt, re.DOTALL)
+    assert [a for _, a in analysis] == [
+        "Text A: in_between on Text A\nText B: in_between on Text B\nComparison: in_between says so"
+    ]
     assert "the description should mention the GOOD marker" in script.prompts["rewrite"][0]
 
 

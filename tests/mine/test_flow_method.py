@@ -126,7 +126,8 @@ def test_every_note_reaches_propose_when_it_fits(tmp_path: Path) -> None:
     result = flow(script, n_criteria=1, iterations=0, manager_context=128000).fit(data, run_dir=tmp_path / "run")
     propose = script.seen["propose"][0]
     assert len(re.findall(r"^- example \d+", propose, re.MULTILINE)) == 30  # all 30, not the first 2,500 characters
-    assert 'The expert\'s own reason: "I liked the marker"' in propose  # the person's note counts as evidence
+    # the person's note counts as evidence, fenced like a text
+    assert re.search(r"The expert's own reason[^:\n]*:\n<<<NOTE-(\w+)\nI liked the marker\nNOTE-\1>>>", propose)
     warmup = next(p for p in script.seen["warmup"] if "text 7 GOOD" in p)
     assert "I liked the marker" in warmup and "own words" in warmup  # and reaches the warm-up as their reason
     assert result.evidence.notes == 30 and result.evidence.requests_trimmed == 0
@@ -292,7 +293,7 @@ def test_nothing_passes_says_so(tmp_path: Path) -> None:
     assert result.passed is False and result.criteria == []
     assert [c.name for c in result.below_threshold] == ["so_so", "worse"]
     report = (tmp_path / "run" / "report.md").read_text()
-    assert report.splitlines()[0].startswith("# CritiQ Flow report: NO criterion reached accuracy 90.0%")
+    assert report.splitlines()[0].startswith("# CritiQ Flow report: NO criterion reached decided accuracy 90.0%")
     assert "Best criteria below the threshold (not final)" in report
     saved = json.loads((tmp_path / "run" / "criteria.json").read_text())
     assert saved["passed"] is False and saved["criteria"] == []

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from critiq.data.models import Criterion, Judgment, Pair, Point
 from critiq.llm.client import run_sync
+from critiq.llm.structured import sent_schema
 from critiq.mine import CritiQFlow, FlowConfig
 from critiq.mine.judge import PairAnswer, Worker, all_in_one_answer
 from critiq.mine.manager import Proposals, Reason
@@ -38,7 +39,7 @@ def all_in_one(messages: list[dict[str, Any]], schema: type[BaseModel] | None) -
     prompt = user_text(messages)
     assert schema is not None and "criterion_1" in schema.model_fields
     good_first = "GOOD" in _first_text(prompt)
-    answer: dict[str, str] = {"rationale": "compared each criterion"}
+    answer: dict[str, str] = {"comparison": "compared each criterion"}
     for field, name in re.findall(r'^- (criterion_\d+): "(\w+)"', prompt, re.MULTILINE):
         pick_first = not good_first if name == "contrarian" else good_first
         answer[field] = "none" if name == "abstainer" else "A" if pick_first else "B"
@@ -65,8 +66,9 @@ def test_all_in_one_asks_once_per_pair_and_answers_per_criterion() -> None:
 
 
 def test_all_in_one_schema_requires_every_criterion() -> None:
-    schema = all_in_one_answer(3, True).model_json_schema()
-    assert set(schema["required"]) == {"rationale", "criterion_1", "criterion_2", "criterion_3"}
+    schema = sent_schema(all_in_one_answer(3, True), keep_limits=True)
+    expected = ["analysis_a", "analysis_b", "comparison", "criterion_1", "criterion_2", "criterion_3"]
+    assert list(schema["properties"]) == expected and schema["required"] == expected  # analyses first, as asked
     assert schema["properties"]["criterion_2"]["enum"] == ["A", "B", "none"]
     assert all_in_one_answer(2, False).model_json_schema()["properties"]["criterion_1"]["enum"] == ["yes", "no", "none"]
 

@@ -66,6 +66,6 @@ def test_nothing_passed_exits_with_its_own_status(tmp_path: Path, stub_server: A
     )
     assert NOTHING_PASSED not in (0, 1, 2, 3, 130)
     assert result.returncode == NOTHING_PASSED, result.stderr[-2000:]
-    assert "no criterion reached accuracy 75.0%" in result.stderr
+    assert "no criterion reached decided accuracy 75.0%" in result.stderr
     assert (tmp_path / "run" / "report.md").read_text().startswith("# CritiQ Flow report: NO criterion reached")
     assert json.loads((tmp_path / "run" / "criteria.json").read_text())["criteria"] == []

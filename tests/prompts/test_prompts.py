@@ -64,5 +64,5 @@ def test_digest_covers_the_templates_in_use(tmp_path: Path) -> None:
 
 
 def test_fragments_keep_their_leading_space() -> None:
-    assert Prompts("en").fragment("evidence_note", note="tidy").startswith(" The expert's own reason")
-    assert Prompts("en").render("evidence_note", note="tidy").startswith("The expert's")
+    assert Prompts("en").fragment("evidence_note", note="tidy", order="").startswith(" The expert's own reason")
+    assert Prompts("en").render("evidence_note", note="tidy", order="").startswith("The expert's")

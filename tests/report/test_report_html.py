@@ -57,6 +57,7 @@ def test_report_has_every_section(run_dir: Path) -> None:
         row = _row_of(page, f"<strong>{criterion['name']}</strong>")
         stats = criterion["stats"]
         numbers = [pct(stats["accuracy"]), pct(stats["coverage"]), f"{stats['n']:,}", interval_text(stats["interval"])]
+        numbers.append(pct(stats["decided_accuracy"]))
         assert re.findall(r'<td class="num">([^<]*)</td>', row) == numbers, criterion["name"]
         assert f"<td>{criterion['origin']}</td>" in row and "· final</strong>" in row
     assert "weighted vote" in page and "majority vote" in page
@@ -107,6 +108,9 @@ def test_report_numbers_match_the_run(run_dir: Path) -> None:
     vote = _row_of(page, "<td>majority vote</td>")
     assert f'<td class="num">{pct(flow["vote"]["accuracy"])}</td>' in vote
     assert f'<td class="num">{interval_text(flow["vote"]["interval"])}</td>' in vote
+    assert f'<td class="num">{pct(flow["vote"]["decided_accuracy"])}</td>' in vote
+    assert f'<td class="num">{interval_text(flow["vote"]["decided_interval"])}</td>' in vote
+    assert flow["vote"]["accuracy"] == flow["vote"]["correct"] / flow["vote"]["n"]  # a tie counts as wrong
     bias = flow["position_bias"]
     flips = _row_of(page, "verdict flips when the order")
     assert pct(bias["flip_rate"]) in flips and f"{bias['cells_in_both_orders']} cells judged in both orders" in flips
@@ -251,7 +255,7 @@ def test_report_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None:
                     evidence: document.querySelector('#evidence + p').textContent,
                     reflection: Array.from(document.querySelectorAll('#versions tbody tr'))
                         .map(tr => tr.cells[tr.cells.length - 1].textContent).filter(text => text),
-                    failedHeader: document.querySelectorAll('#criteria + table th')[6].textContent,
+                    failedHeader: document.querySelectorAll('#criteria + table th')[7].textContent,
                 })"""
             )
             shot = page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
@@ -278,7 +282,8 @@ def test_report_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None:
     assert state["csp"] == CSP
     for cells, criterion in zip(state["rows"], criteria, strict=True):
         assert cells[0] == criterion["name"] + criterion["description"]  # the <br> between them has no text
-        assert cells[1] == pct(criterion["stats"]["accuracy"]) and cells[5] == criterion["origin"]
+        assert cells[1] == pct(criterion["stats"]["accuracy"]) and cells[6] == criterion["origin"]
+        assert cells[5] == pct(criterion["stats"]["decided_accuracy"])
     selected = [json.loads(line) for line in (run_dir / "selected.jsonl").read_text().splitlines()]
     ranked = sorted(selected, key=lambda r: r["score"])
     assert state["pre"][0] == shorten(ranked[-1]["text"]) and state["pre"][5] == shorten(ranked[0]["text"])
@@ -299,7 +304,7 @@ def test_report_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None:
         f"critiqued {r['critiqued']} of {r['wrong']} wrong cases" for r in wrong
     )
     assert state["failedHeader"] == "failed judgments"
-    assert failed["first"] == "verdict" and failed["verdict"].startswith("No criterion reached accuracy 100.0%")
+    assert failed["first"] == "verdict" and failed["verdict"].startswith("No criterion reached decided accuracy 100.0%")
     assert failed["heading"] == "Best criteria below the threshold (2, not final)"
     assert " ".join(failed["unjudged"].split()).endswith("kb_silent.")
 

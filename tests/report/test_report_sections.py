@@ -59,7 +59,16 @@ def test_ablation_section_shows_every_row(run_dir: Path) -> None:
         assert cells, row.method
         numbers = re.findall(r'<td class="num">([^<]*)</td>', cells.group(1))
         interval = interval_text((row.ci_low, row.ci_high) if row.ci_low is not None else None)
-        assert numbers[:5] == [pct(row.accuracy), interval, pct(row.coverage), str(row.n), f"{row.requests:,}"]
+        decided = interval_text((row.decided_ci_low, row.decided_ci_high) if row.decided_ci_low is not None else None)
+        assert numbers[:7] == [
+            pct(row.accuracy),
+            interval,
+            pct(row.decided_accuracy),
+            decided,
+            pct(row.coverage),
+            str(row.n),
+            f"{row.requests:,}",
+        ]
 
 
 def test_annotation_early_stop_and_form(run_dir: Path) -> None:
@@ -127,7 +136,9 @@ def test_nothing_passed_is_the_first_line_and_unjudged_criteria_are_named(run_di
     page = nothing_passed(run_dir, tmp_path / "mine").read_text(encoding="utf-8")
     flow = read_criteria(tmp_path / "mine")
     main = page[page.index("<main>") + len("<main>") :].lstrip()
-    assert main.startswith('<p id="verdict" class="banner error"><strong>No criterion reached accuracy 100.0%</strong>')
+    assert main.startswith(
+        '<p id="verdict" class="banner error"><strong>No criterion reached decided accuracy 100.0%</strong>'
+    )
     assert "The best 2 below the threshold" in main
     assert '<h2 id="criteria">Best criteria below the threshold (2, not final)</h2>' in page
     for criterion in flow.below_threshold:
