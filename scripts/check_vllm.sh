@@ -69,20 +69,22 @@ cat > criteria.json <<'EOF'
 EOF
 criteria=3
 
-# the one summary line of an annotation run: records, failures, unparsable replies, requests/s, client CPU/request
-annotation_figures() {  # $1: run folder  $2: wall seconds  $3: client CPU seconds
-  "$venv/bin/python" - "$1" "$2" "$3" <<'EOF'
+# prints the summary line of an annotation run (records, failures, unparsable replies, requests/s, client CPU per
+# request); fails when a request failed, a reply did not parse or nothing was written
+annotation_figures() {  # $1: label  $2: run folder  $3: wall seconds  $4: client CPU seconds
+  "$venv/bin/python" - "$@" <<'EOF'
 import json, sys
 from pathlib import Path
-folder, wall, cpu = Path(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+label, folder, wall, cpu = sys.argv[1], Path(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 record = json.loads((folder / "annotate.json").read_text())
 summary, usage = record["summary"], record["usage"]
-bad = summary["failed"] + usage["failures"] + usage["parse_failures"]
 requests = usage["requests"]
-print(f"{summary['written']} records, {summary['failed']} failed, {usage['failures']} failed requests, "
-      f"{usage['parse_failures']} unparsable, {usage['reasks']} re-asked; {requests} requests in {wall:.1f} s = "
-      f"{requests / wall:.2f} req/s, client CPU {1000 * cpu / max(requests, 1):.0f} ms/request, form {record['form']}")
-sys.exit(1 if bad or summary["written"] == 0 else 0)
+print(f"check_vllm: {label}: {summary['written']} records, {summary['failed']} failed pairs, "
+      f"{usage['failures']} failed requests, {usage['parse_failures']} unparsable, {usage['reasks']} re-asked; "
+      f"{requests} requests in {wall:.1f} s = {requests / wall:.2f} req/s; process CPU {cpu:.1f} s "
+      f"({1000 * cpu / max(requests, 1):.0f} ms/request, start-up included); form {record['form']}")
+if summary["failed"] or usage["failures"] or usage["parse_failures"] or not summary["written"]:
+    sys.exit(f"check_vllm: {label}: failed or unparsable requests, or no record written")
 EOF
 }
 
@@ -101,7 +103,8 @@ sys.exit(code)
 # --- 1. critiq serve vllm --embedded, then critiq annotate through the URL it prints --------------------------------
 t=$SECONDS
 port="$("$venv/bin/python" -c 'from critiq.llm.ports import free_port; print(free_port())')"
-timeout 1200 "$critiq" serve vllm --embedded --port "$port" > serve.log 2>&1 &
+# --enforce-eager: vLLM's torch.compile warm-up costs minutes on 2 cores and buys nothing for a few requests
+timeout 1200 "$critiq" serve vllm --embedded --port "$port" --enforce-eager > serve.log 2>&1 &
 serve_pid=$!
 api_base=""
 for _ in $(seq 900); do
@@ -117,8 +120,7 @@ say "critiq serve vllm --embedded answered in $(elapsed $t) s: --model $model --
 
 timed timeout 600 "$critiq" annotate pairs.jsonl --criteria criteria.json --out served/labeled.jsonl \
   --model "$model" --api-base "$api_base" --no-cache --concurrency 8 --no-early-stop
-served_figures="$(annotation_figures served "$wall" "$cpu")"
-say "served: $pairs_n pairs x $criteria criteria: $served_figures"
+annotation_figures "served, $pairs_n pairs x $criteria criteria" served "$wall" "$cpu"
 
 kill -TERM "$serve_pid"
 for _ in $(seq 60); do kill -0 "$serve_pid" 2>/dev/null || break; sleep 1; done
@@ -133,8 +135,7 @@ say "critiq serve vllm stopped cleanly with its vLLM processes"
 # --- 2. the same annotation on vLLM's offline batch engine ----------------------------------------------------------
 timed timeout 900 "$critiq" annotate pairs.jsonl --criteria criteria.json --out offline/labeled.jsonl \
   --backend vllm-offline --model embedded --no-cache --no-early-stop
-offline_figures="$(annotation_figures offline "$wall" "$cpu")"
-say "offline: $pairs_n pairs x $criteria criteria (engine start-up included): $offline_figures"
+annotation_figures "offline, $pairs_n pairs x $criteria criteria (engine start-up in the time)" offline "$wall" "$cpu"
 
 # --- 3. the reward model on the real backbone: trained on the served labels, used by critiq score -------------------
 t=$SECONDS

@@ -143,4 +143,3 @@ class LocalServer:
 def should_use_local(model: str | None) -> bool:
     """True when no model is configured and no provider key is in the environment."""
     return model is None and not any(os.environ.get(name) for name in KEY_VARIABLES)
-
