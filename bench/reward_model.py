@@ -78,6 +78,7 @@ def main() -> None:
     train = train.take(np.arange(min(args.train_pairs, len(train))))
     pairs = list(zip(train.chosen, train.rejected, strict=True))
     rows = [measure("longer wins", lambda texts: [float(len(t)) for t in texts], None, len(train), valid)]
+    rows[0]["score_docs_per_s"] = None  # len() of a string: nothing to measure
 
     ngram = make_scorer("ngram")
     report = ngram.fit(pairs, valid_fraction=0.0, seed=args.seed)
@@ -115,10 +116,11 @@ def main() -> None:
         rho = "–" if row["length_spearman"] is None else f"{row['length_spearman']:+.2f}"
         short = "–" if row["shorter_won_accuracy"] is None else f"{row['shorter_won_accuracy']:.3f}"
         train_s = "–" if row["train_s_per_pair"] is None else f"{row['train_s_per_pair']:.3f}"
+        docs_s = "–" if row["score_docs_per_s"] is None else f"{row['score_docs_per_s']:,.1f}"
         lo, hi = row["interval"]
         print(
             f"| {row['scorer']} | {row['accuracy']:.3f} [{lo:.3f}, {hi:.3f}] | {rho} "
-            f"| {short} ({row['shorter_won_n']}) | {train_s} | {row['score_docs_per_s']:,.1f} |"
+            f"| {short} ({row['shorter_won_n']}) | {train_s} | {docs_s} |"
         )
     print(f"labels chose the longer text in {rows[0]['longer_won_share']:.0%} of the held-out pairs")
     if args.out is not None:

@@ -104,7 +104,7 @@ sys.exit(code)
 t=$SECONDS
 port="$("$venv/bin/python" -c 'from critiq.llm.ports import free_port; print(free_port())')"
 # --enforce-eager: vLLM's torch.compile warm-up costs minutes on 2 cores and buys nothing for a few requests
-timeout 1200 "$critiq" serve vllm --embedded --port "$port" --enforce-eager > serve.log 2>&1 &
+timeout 1200 "$critiq" serve vllm --embedded --port "$port" --vllm-args=--enforce-eager > serve.log 2>&1 &
 serve_pid=$!
 api_base=""
 for _ in $(seq 900); do

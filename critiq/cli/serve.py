@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import signal
 import time
 from types import FrameType
@@ -36,9 +37,8 @@ def serve_local(
         console.print("stopped")
 
 
-@serve_app.command("vllm", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@serve_app.command("vllm")
 def serve_vllm(
-    ctx: typer.Context,
     model: Annotated[str | None, typer.Argument(help="a Hugging Face model name or path (or use --embedded)")] = None,
     embedded: Annotated[
         bool, typer.Option("--embedded", help="serve the packaged SmolLM2-135M-Instruct (converted once to HF)")
@@ -48,9 +48,12 @@ def serve_vllm(
     dtype: Annotated[str | None, typer.Option(help="default: bfloat16 on the CPU build, auto elsewhere")] = None,
     max_model_len: Annotated[int, typer.Option(min=256)] = 4096,
     startup_timeout: Annotated[float, typer.Option(min=1.0, help="seconds to wait for /v1/models")] = 900.0,
+    vllm_args: Annotated[
+        str,
+        typer.Option(help="more flags for vLLM's server, as one string: '--enforce-eager --tensor-parallel-size 2'"),
+    ] = "",
 ) -> None:
-    """Serve MODEL with vLLM's OpenAI-compatible server on 127.0.0.1 until Ctrl-C; flags after the known ones go to
-    vLLM as they are (e.g. --enforce-eager, --tensor-parallel-size 2)."""
+    """Serve MODEL with vLLM's OpenAI-compatible server on 127.0.0.1 until Ctrl-C (or SIGTERM)."""
     from critiq.llm.embedded_hf import EMBEDDED, SERVED_NAME, resolve_model
     from critiq.llm.vllm_server import VLLMServer, require_vllm
 
@@ -62,7 +65,13 @@ def serve_vllm(
     path = resolve_model(EMBEDDED if embedded else str(model))
     name = served_model_name or (SERVED_NAME if embedded else str(model))
     server = VLLMServer(
-        path, name, port=port, dtype=dtype, max_model_len=max_model_len, extra=ctx.args, startup_timeout=startup_timeout
+        path,
+        name,
+        port=port,
+        dtype=dtype,
+        max_model_len=max_model_len,
+        extra=shlex.split(vllm_args),
+        startup_timeout=startup_timeout,
     )
     console.print(f"starting vLLM on {path} (the CPU build takes minutes to warm up)")
     signal.signal(signal.SIGTERM, _interrupt)  # `kill`, `timeout`, a supervisor: stop vLLM as Ctrl-C does

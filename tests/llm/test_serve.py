@@ -84,3 +84,17 @@ def test_serve_vllm_without_vllm_is_a_clear_error() -> None:
     assert result.returncode == 2
     assert "error: vllm is not installed here" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args", [[], ["some/model", "--embedded"]])
+def test_serve_vllm_takes_a_model_or_embedded_not_both(args: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "critiq.cli.main", "serve", "vllm", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "300"},
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "error: give MODEL or --embedded (one of the two)" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -94,3 +94,13 @@ def test_hf_and_vllm_pooling_engines_rank_the_same_texts_alike(trained: Path) ->
     assert vllm_scores.shape == hf.shape and np.isfinite(vllm_scores).all()
     assert list(np.argsort(vllm_scores)) == list(np.argsort(hf)), (hf, vllm_scores)
     np.testing.assert_allclose(vllm_scores, hf, atol=0.05 * float(np.ptp(hf)))
+
+
+def test_train_scorer_takes_scorer_args_as_json_values_or_strings() -> None:
+    from critiq.cli.scoring import _scorer_args
+    from critiq.errors import CritiqError
+
+    parsed = _scorer_args(["max_length=256", "learning_rate=5e-5", "model=some/name", "training_args={\"a\": true}"])
+    assert parsed == {"max_length": 256, "learning_rate": 5e-5, "model": "some/name", "training_args": {"a": True}}
+    with pytest.raises(CritiqError, match="expected KEY=VALUE"):
+        _scorer_args(["max_length"])
