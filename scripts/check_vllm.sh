@@ -94,7 +94,7 @@ import resource, subprocess, sys, time
 start = time.monotonic()
 code = subprocess.call(sys.argv[2:])
 used = resource.getrusage(resource.RUSAGE_CHILDREN)
-open(sys.argv[1], "w").write(f"{time.monotonic() - start:.2f} {used.ru_utime + used.ru_stime:.2f}")
+open(sys.argv[1], "w").write(f"{time.monotonic() - start:.2f} {used.ru_utime + used.ru_stime:.2f}\n")
 sys.exit(code)
 ' "$work/times" "$@"
   read -r wall cpu < "$work/times"

@@ -79,7 +79,7 @@ def _convert(gguf: Path, target: Path) -> None:
         )
         # the loader dequantised every tensor but still marks the model as GGUF-quantised, which save_pretrained
         # refuses: unmark it (and drop quantization_config below), the weights saved are plain float32
-        model.hf_quantizer = None
+        model.hf_quantizer = None  # type: ignore[assignment]
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.save_pretrained(str(work))
