@@ -24,6 +24,12 @@ descendants() {
   done
 }
 
+alive() {  # a process that runs (a zombie waiting to be reaped does not count)
+  local state
+  state="$(ps -o stat= -p "$1" 2>/dev/null || true)"
+  [ -n "$state" ] && [ "${state:0:1}" != Z ]
+}
+
 cleanup() {
   local status=$?
   if [ -n "$serve_pid" ] && kill -0 "$serve_pid" 2>/dev/null; then
@@ -126,7 +132,8 @@ kill -TERM "$serve_pid"
 for _ in $(seq 60); do kill -0 "$serve_pid" 2>/dev/null || break; sleep 1; done
 if kill -0 "$serve_pid" 2>/dev/null; then say "critiq serve vllm did not stop on SIGTERM"; exit 1; fi
 for pid in "${started[@]}"; do
-  if kill -0 "$pid" 2>/dev/null; then say "vLLM process $pid outlived critiq serve"; exit 1; fi
+  for _ in $(seq 15); do alive "$pid" || break; sleep 1; done  # a process being torn down, or not reaped yet
+  if alive "$pid"; then say "vLLM process $pid ($(ps -o args= -p "$pid" | cut -c1-80)) outlived critiq serve"; exit 1; fi
 done
 grep -q "^stopped" serve.log || { tail -5 serve.log; say "critiq serve vllm did not stop cleanly"; exit 1; }
 serve_pid=""
