@@ -48,6 +48,9 @@ def serve_vllm(
     dtype: Annotated[str | None, typer.Option(help="default: bfloat16 on the CPU build, auto elsewhere")] = None,
     max_model_len: Annotated[int, typer.Option(min=256)] = 4096,
     startup_timeout: Annotated[float, typer.Option(min=1.0, help="seconds to wait for /v1/models")] = 900.0,
+    eager: Annotated[
+        bool | None, typer.Option("--eager/--compile", help="vLLM's eager mode (default: on the CPU build only)")
+    ] = None,
     vllm_args: Annotated[
         str,
         typer.Option(help="more flags for vLLM's server, as one string: '--enforce-eager --tensor-parallel-size 2'"),
@@ -71,6 +74,7 @@ def serve_vllm(
         dtype=dtype,
         max_model_len=max_model_len,
         extra=shlex.split(vllm_args),
+        eager=eager,
         startup_timeout=startup_timeout,
     )
     console.print(f"starting vLLM on {path} (the CPU build takes minutes to warm up)")

@@ -44,15 +44,17 @@ def sampling_params(schema: dict[str, Any] | None, max_tokens: int, temperature:
 
 def _engine(model: str, options: dict[str, Any]) -> Any:
     """``vllm.LLM`` for ``model`` (``embedded``: the packaged SmolLM2, converted once); the CPU build gets
-    bfloat16, a 4,096-token context and a 2 GiB KV cache unless ``options`` or the environment say otherwise."""
+    bfloat16, eager mode, a 4,096-token context and a 2 GiB KV cache unless ``options`` or the environment say
+    otherwise."""
     from critiq.llm.embedded_hf import resolve_model
-    from critiq.llm.vllm_server import default_dtype, engine_environment, is_cpu_build, require_vllm
+    from critiq.llm.vllm_server import default_dtype, default_eager, engine_environment, is_cpu_build, require_vllm
 
     require_vllm()
     from vllm import LLM
 
     os.environ.update(engine_environment())  # the engine-core process inherits it
-    options = {"dtype": default_dtype(), **({"max_model_len": 4096} if is_cpu_build() else {}), **options}
+    cpu = {"max_model_len": 4096} if is_cpu_build() else {}
+    options = {"dtype": default_dtype(), "enforce_eager": default_eager(), **cpu, **options}
     return LLM(model=resolve_model(model), **options)
 
 

@@ -55,6 +55,12 @@ def engine_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def default_eager() -> bool:
+    """The CPU build runs eagerly: its torch.compile warm-up takes many minutes on a small CPU (more than 10 on 2
+    shared cores, against under 3 for the whole eager start) and pays off only over long runs."""
+    return is_cpu_build()
+
+
 def default_dtype() -> str:
     """``bfloat16`` for the CPU build (its float16 kernels are missing), vLLM's ``auto`` elsewhere."""
     return "bfloat16" if is_cpu_build() else "auto"
@@ -72,6 +78,7 @@ class VLLMServer:
         dtype: str | None = None,
         max_model_len: int | None = 4096,
         extra: list[str] | None = None,
+        eager: bool | None = None,
         startup_timeout: float = 900.0,
     ) -> None:
         self.model = model
@@ -80,6 +87,7 @@ class VLLMServer:
         self.dtype = dtype or default_dtype()
         self.max_model_len = max_model_len
         self.extra = list(extra or [])
+        self.eager = default_eager() if eager is None else eager
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
@@ -98,6 +106,8 @@ class VLLMServer:
         command += ["--host", "127.0.0.1", "--port", str(self.port), "--dtype", self.dtype]
         if self.max_model_len is not None:
             command += ["--max-model-len", str(self.max_model_len)]
+        if self.eager and "--enforce-eager" not in self.extra:
+            command.append("--enforce-eager")
         return command + self.extra
 
     def start(self) -> VLLMServer:

@@ -259,12 +259,17 @@ class RewardModelScorer(Scorer):
             raise CritiqError("engine='vllm' scores a saved reward model: save() it and load it first")
         import os
 
-        from critiq.llm.vllm_server import engine_environment, is_cpu_build
+        from critiq.llm.vllm_server import default_eager, engine_environment, is_cpu_build
 
         os.environ.update(engine_environment())  # the engine-core process inherits the CPU build's KV-cache size
         dtype = "float32" if is_cpu_build() else "auto"
         return vllm.LLM(
-            model=str(self._model_dir), runner="pooling", convert="classify", dtype=dtype, max_model_len=self.max_length
+            model=str(self._model_dir),
+            runner="pooling",
+            convert="classify",
+            dtype=dtype,
+            max_model_len=self.max_length,
+            enforce_eager=default_eager(),
         )
 
     def _score_api(self, ids: list[list[int]]) -> np.ndarray:
