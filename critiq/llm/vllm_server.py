@@ -56,8 +56,8 @@ def engine_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def default_eager() -> bool:
-    """The CPU build runs eagerly: its torch.compile warm-up takes many minutes on a small CPU (more than 10 on 2
-    shared cores, against under 3 for the whole eager start) and pays off only over long runs."""
+    """The CPU build runs eagerly: its torch.compile warm-up takes many minutes on a small CPU (a first start took
+    12 on 2 shared cores, an eager one under 3) and pays off only over long runs."""
     return is_cpu_build()
 
 
