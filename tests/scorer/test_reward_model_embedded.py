@@ -100,7 +100,7 @@ def test_train_scorer_takes_scorer_args_as_json_values_or_strings() -> None:
     from critiq.cli.scoring import _scorer_args
     from critiq.errors import CritiqError
 
-    parsed = _scorer_args(["max_length=256", "learning_rate=5e-5", "model=some/name", "training_args={\"a\": true}"])
+    parsed = _scorer_args(["max_length=256", "learning_rate=5e-5", "model=some/name", 'training_args={"a": true}'])
     assert parsed == {"max_length": 256, "learning_rate": 5e-5, "model": "some/name", "training_args": {"a": True}}
     with pytest.raises(CritiqError, match="expected KEY=VALUE"):
         _scorer_args(["max_length"])
