@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -30,10 +31,14 @@ def train_scorer(
         bool, typer.Option("--length-control", help="fit text length as a covariate and score without it")
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="replace an existing --out")] = False,
+    scorer_arg: Annotated[
+        list[str] | None,
+        typer.Option(help="KEY=VALUE passed to the scorer (a JSON value or a string), e.g. max_length=256; repeatable"),
+    ] = None,
     data: DataOptions = DataOptions(),
 ) -> None:
     """Distil a Bradley–Terry scorer from labelled pairs; prints its held-out accuracy and how its scores follow
-    text length."""
+    text length. ``--base-model embedded`` (reward-model) fine-tunes the packaged SmolLM2-135M."""
     from critiq.data import load_pairs
     from critiq.scorer import make_scorer
 
@@ -42,11 +47,26 @@ def train_scorer(
     pairs = [p for p in load_pairs(data.source(labeled), max_chars=max_chars) if p.preferred is not None]
     if not pairs:
         raise CritiqError(f"{labeled}: no pair has a label (preferred is null everywhere)")
-    options = {"model": base_model} if base_model else {}
+    options: dict[str, Any] = {"model": base_model} if base_model else {}
+    options.update(_scorer_args(scorer_arg or []))
     scorer = make_scorer(kind, **options)
     report = scorer.fit(pairs, valid_fraction=valid_fraction, seed=seed, length_control=length_control)
     scorer.save(out, force=force)
     console.print(f"{report.summary()} · saved to {out}")
+
+
+def _scorer_args(items: list[str]) -> dict[str, Any]:
+    """``--scorer-arg KEY=VALUE`` pairs: the value as JSON (numbers, true, lists), else as the string it is."""
+    parsed: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CritiqError(f"--scorer-arg {item!r}: expected KEY=VALUE")
+        try:
+            parsed[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            parsed[key.strip()] = value
+    return parsed
 
 
 @app.command()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -144,13 +143,3 @@ class LocalServer:
 def should_use_local(model: str | None) -> bool:
     """True when no model is configured and no provider key is in the environment."""
     return model is None and not any(os.environ.get(name) for name in KEY_VARIABLES)
-
-
-def serve_vllm(model: str, *, port: int = 8000, extra: list[str] | None = None) -> subprocess.Popen[bytes]:
-    """Launch ``vllm serve MODEL`` (GPU machines); a clear error where vllm is not installed."""
-    executable = shutil.which("vllm")
-    if executable is None or importlib.util.find_spec("vllm") is None:
-        raise CritiqError("vllm is not installed here: pip install 'critiq[vllm]' on a GPU machine")
-    command = [executable, "serve", model, "--host", "127.0.0.1", "--port", str(port), *(extra or [])]
-    log.info("starting %s", " ".join(command))
-    return subprocess.Popen(command)

