@@ -27,8 +27,8 @@ from critiq.llm.errors import (
     from_exception,
 )
 from critiq.llm.probe import server_kind, unreachable
-from critiq.llm.reach import ConnectionBudget
 from critiq.llm.protocol import ChatClient, Completion, Messages, T, cached_completion, validated
+from critiq.llm.reach import ConnectionBudget
 from critiq.llm.structured import Form, response_format, sent_schema, with_schema_hint
 from critiq.llm.sync import run_sync as run_sync
 from critiq.llm.transport import DirectTransport

@@ -283,12 +283,13 @@ def _from_litellm(error: BaseException, where: str) -> ProviderError:
     if refuses_credentials(message, *body_kind):
         return AuthenticationError(message, status=status or 401, where=where)
     kind = next((_LITELLM_KINDS[k.__name__] for k in type(error).__mro__ if k.__name__ in _LITELLM_KINDS), None)
-    if kind is None and any(message.startswith(text) for text in _NO_CONNECTION):
+    if kind is None and any(text in message for text in _NO_CONNECTION):
         kind = Unreachable
     if kind in (Unreachable, ProviderTimeout):
         return kind(message, where=where)
     if kind is not None:
-        return kind(message, status=status if status is not None else _STATUS_OF.get(kind), retry_after=after, where=where)
+        known = status if status is not None else _STATUS_OF.get(kind)
+        return kind(message, status=known, retry_after=after, where=where)
     if status is None:
         return Unanswerable(message, where=where)
     return error_for_status(status, message, retry_after=after, where=where)

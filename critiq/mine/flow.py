@@ -72,7 +72,7 @@ class CritiQFlow:
     """Mine criteria: ``CritiQFlow(manager=..., worker=...).fit(pairs)`` → :class:`FlowResult`.
 
     ``manager`` and ``worker`` are chat clients such as :class:`~critiq.llm.LLMClient` (maybe the same). Without them,
-    ``fit`` opens clients from default settings (the embedded local model when no key is configured).
+    ``fit`` opens clients from default settings (the embedded local model: no model is named).
     """
 
     def __init__(
