@@ -94,7 +94,6 @@ def open_clients(settings: ModelSettings | None = None) -> Iterator[Clients]:
     elif settings.api_base is not None:
         _check_reachable(settings.api_base)
     try:
-        cache = RequestCache(settings.cache_dir) if settings.cache_dir else None
         usage = Usage()
         budget = Budget(max_requests=settings.max_requests, max_cost=settings.max_cost)
         reach = ConnectionBudget(settings.max_connection_failures, settings.max_unreachable_seconds)
@@ -113,7 +112,6 @@ def open_clients(settings: ModelSettings | None = None) -> Iterator[Clients]:
             )
             return LLMClient(
                 config,
-                cache=cache,
                 # llama.cpp's server answers one request at a time: queueing there only burns the timeout
                 concurrency=1 if embedded else settings.concurrency,
                 max_retries=settings.max_retries,
@@ -123,12 +121,11 @@ def open_clients(settings: ModelSettings | None = None) -> Iterator[Clients]:
                 reach=reach,
             )
 
-        yield Clients(
-            manager=client(manager_model, settings.manager_max_tokens),
-            worker=client(worker_model, settings.worker_max_tokens),
-            usage=usage,
-            local=local,
-        )
+        manager = client(manager_model, settings.manager_max_tokens)
+        worker = client(worker_model, settings.worker_max_tokens)
+        # the cache directory is made once both models passed their checks: a refused start leaves nothing behind
+        manager.cache = worker.cache = RequestCache(settings.cache_dir) if settings.cache_dir else None
+        yield Clients(manager=manager, worker=worker, usage=usage, local=local)
     finally:
         if local is not None:
             local.stop()
