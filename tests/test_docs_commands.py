@@ -20,18 +20,19 @@ from pathlib import Path
 
 import pytest
 
-from critiq.llm.local import KEY_VARIABLES
+from critiq.llm.local import KEY_VARIABLES, LOCAL_MODEL
 from tests.paths import EXAMPLES, REPO
 
 FENCE = re.compile(r"^```(?:bash|sh|shell|console)\s*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 MODEL_FLAGS = ("--model", "--manager-model", "--worker-model")
-# why a command of the docs is not run here (matched against its first words or any of its words)
+# why a command of the docs is not run here (matched against its first words), and whether the commands after it in
+# its block still can (`critiq label`'s output is among the small inputs; a vLLM server's is not)
 NOT_HERE = {
-    "bash scripts/": "installs .venv and runs the whole suite (CI runs it)",
-    "critiq label": "serves a page a person answers (tests/label drive it in a browser)",
-    "critiq serve": "starts a vLLM server (a GPU machine)",
-    "hf ": "uploads to the Hub (network)",
-    "pip ": "installs packages",
+    "bash scripts/": ("installs .venv and runs the whole suite (CI runs it)", False),
+    "critiq label": ("serves a page a person answers (tests/label drive it in a browser)", False),
+    "critiq serve": ("starts a vLLM server (a GPU machine)", True),
+    "hf ": ("uploads to the Hub (network)", False),
+    "pip ": ("installs packages", False),
 }
 NETWORK = ("hf://", "s3://", "gs://")
 # small sizes for the embedded model on a shared CPU, appended to the command as written (the last value wins)
@@ -42,39 +43,39 @@ SMALL = {
 }
 
 
-def shell_blocks(markdown: Path) -> list[str]:
-    """The fenced shell blocks of a markdown file, in order."""
-    return FENCE.findall(markdown.read_text(encoding="utf-8"))
+def shell_blocks(markdown: Path) -> list[list[str]]:
+    """The commands of each fenced shell block of a markdown file: continuation lines joined, comments dropped,
+    quoting kept."""
+    blocks = []
+    for block in FENCE.findall(markdown.read_text(encoding="utf-8")):
+        joined = re.sub(r"\\\n\s*", " ", block)
+        words = (shlex.split(line, comments=True) for line in joined.splitlines())
+        blocks.append([shlex.join(w) for w in words if w])
+    return blocks
 
 
 def shell_commands(markdown: Path) -> list[str]:
-    """Every command of the file's shell blocks: continuation lines joined, comments dropped, quoting kept."""
-    commands = []
-    for block in shell_blocks(markdown):
-        joined = re.sub(r"\\\n\s*", " ", block)
-        for line in joined.splitlines():
-            words = shlex.split(line, comments=True)
-            if words:
-                commands.append(shlex.join(words))
-    return commands
+    """Every command of the file's shell blocks, in order."""
+    return [command for block in shell_blocks(markdown) for command in block]
 
 
 @dataclass
 class Step:
     words: list[str]
     skip: str | None = None  # why it is not run here
+    ends_block: bool = False  # the commands after it in its block need what it would have made
 
 
 def plan(command: str) -> Step:
     """What runs for one documented command: as written, on the embedded model, small; or why it is skipped."""
     words = shlex.split(command)
-    for start, reason in NOT_HERE.items():
+    for start, (reason, ends_block) in NOT_HERE.items():
         if command.startswith(start):
-            return Step(words, reason)
+            return Step(words, reason, ends_block)
     if any(word.startswith(NETWORK) for word in words):
-        return Step(words, "reads or writes a remote store (network)")
+        return Step(words, "reads or writes a remote store (network)", ends_block=True)
     if "--api-base" in words:
-        return Step(words, "talks to the server started above it (vLLM)")
+        return Step(words, "talks to a server the docs start (vLLM)", ends_block=True)
     if words[0] != "critiq":
         return Step(words)
     kept: list[str] = []
@@ -121,23 +122,32 @@ def _run(step: Step, work: Path, env: dict[str, str]) -> subprocess.CompletedPro
     return subprocess.run(words, cwd=work, env=env, capture_output=True, text=True, timeout=900, check=False)
 
 
-def _run_doc(markdown: Path, work: Path) -> list[str]:
-    """Run the file's commands in order in ``work``; returns what ran. A failing command fails the test."""
-    _data(work)
-    env = _env(work)
-    ran = []
-    for command in shell_commands(markdown):
-        if command.startswith("export "):
-            name, _, value = command.split(" ", 1)[1].partition("=")
-            env[name] = value  # as written: the commands after it run with that variable set
+def _run_doc(markdown: Path, work: Path) -> dict[Path, list[str]]:
+    """Run each shell block's commands in order, each block in a fresh folder of ``work`` with the small inputs (a
+    block is one session: its ``export`` holds for the commands after it). Returns what ran, by folder; a failing
+    command fails the test."""
+    ran: dict[Path, list[str]] = {}
+    for number, block in enumerate(shell_blocks(markdown)):
+        steps = [(command, plan(command)) for command in block]
+        if all(step.skip or command.startswith("export ") for command, step in steps):
             continue
-        step = plan(command)
-        if step.skip:
-            continue
-        result = _run(step, work, env)
-        assert result.returncode == 0, f"{markdown.name}: `{command}` failed:\n{result.stderr[-3000:]}"
-        assert "Traceback" not in result.stderr
-        ran.append(command)
+        folder = work / f"block{number}"
+        folder.mkdir()
+        _data(folder)
+        env = _env(folder) | {"HOME": str(work / "home")}  # one request cache for the file: a repeated command is free
+        for command, step in steps:
+            if command.startswith("export "):
+                name, _, value = command.split(" ", 1)[1].partition("=")
+                env[name] = value  # as written: the commands after it run with that variable set
+                continue
+            if step.ends_block:
+                break
+            if step.skip:
+                continue
+            result = _run(step, folder, env)
+            assert result.returncode == 0, f"{markdown.name}: `{command}` failed:\n{result.stderr[-3000:]}"
+            assert "Traceback" not in result.stderr
+            ran.setdefault(folder, []).append(command)
     return ran
 
 
@@ -147,13 +157,16 @@ def _run_doc(markdown: Path, work: Path) -> list[str]:
 @pytest.mark.parametrize("doc", ["README.md", "docs/quickstart.md"])
 def test_the_docs_shell_commands_run_as_written(tmp_path: Path, doc: str) -> None:
     ran = _run_doc(REPO / doc, tmp_path)
-    words = {shlex.split(c)[1] for c in ran if c.startswith("critiq ")}
-    assert {"mine", "annotate", "train-scorer", "score", "select"} <= words, ran
-    criteria = json.loads((tmp_path / "runs" / "mine" / "criteria.json").read_text())
-    assert criteria["models"]["manager"].endswith("smollm2-135m-instruct")  # the embedded model, key or no key
-    assert (tmp_path / "runs" / "selected.jsonl").stat().st_size > 0
+    # the block that takes a run from mine to selection, on the embedded model (a key exported or not)
+    folder, commands = next((f, c) for f, c in ran.items() if (f / "runs" / "selected.jsonl").exists())
+    words = {shlex.split(c)[1] for c in commands if c.startswith("critiq ")}
+    assert {"mine", "annotate", "train-scorer", "score", "select"} <= words, commands
+    criteria = json.loads((folder / "runs" / "mine" / "criteria.json").read_text())
+    assert criteria["models"]["manager"] == criteria["models"]["worker"] == LOCAL_MODEL
+    assert (folder / "runs" / "selected.jsonl").stat().st_size > 0
     if doc == "README.md":  # its report and knowledge-base commands ran on what the others wrote
-        assert (tmp_path / "runs" / "report.html").exists() and (tmp_path / "my_kb.yaml").exists()
+        assert {"report", "kb", "ablate"} <= words
+        assert (folder / "runs" / "report.html").exists()
 
 
 def test_the_plan_drops_hosted_models_and_skips_what_cannot_run_here() -> None:

@@ -85,13 +85,14 @@ def key_in_environment(model: str, api_base: str | None) -> bool:
 def missing_keys(model: str) -> list[str]:
     """The key variables litellm wants for this provider's model and finds unset (empty when it needs none).
 
-    Only keys and tokens count: litellm also lists a server's address (``OLLAMA_API_BASE``), which has a default.
+    Only API keys count: litellm also lists a server's address (``OLLAMA_API_BASE``), which has a default, and cloud
+    credentials (``AWS_SECRET_ACCESS_KEY``) that a profile or a role can stand in for.
     """
     found = litellm().validate_environment(model=model)
     if found.get("keys_in_environment"):
         return []
     names = [str(name) for name in found.get("missing_keys") or []]
-    return [name for name in names if name.endswith(("_KEY", "_TOKEN"))]
+    return [name for name in names if name.endswith("API_KEY")]
 
 
 # where litellm sends a provider's requests when no api_base is given (the host named when it cannot be reached)
