@@ -2,7 +2,7 @@
 
 A command that names a hosted model runs on the embedded model instead (its ``--model`` dropped: with no model
 named, critiq uses the embedded model whatever keys are exported, which the README's own ``export OPENAI_API_KEY``
-line puts to the test), with small data and small sizes appended (``--n-criteria 2 --iterations 0``: the last value
+line puts to the test), with small data and small sizes appended (``--n-criteria 1 --iterations 0``: the last value
 of a flag wins). Commands that cannot run here are skipped for a stated reason (an interactive page, a GPU server, the
 network, the scripts that install a venv and run this suite). A doc change that breaks a command fails this test.
 """
@@ -37,7 +37,7 @@ NOT_HERE = {
 NETWORK = ("hf://", "s3://", "gs://")
 # small sizes for the embedded model on a shared CPU, appended to the command as written (the last value wins)
 SMALL = {
-    "mine": ["--n-criteria", "2", "--iterations", "0", "--kb-candidates", "2", "--final-threshold", "0"],
+    "mine": ["--n-criteria", "1", "--iterations", "0", "--kb-candidates", "1", "--final-threshold", "0"],
     "annotate": ["--max-pairs", "6"],
     "ablate": ["--n-criteria", "1", "--iterations", "0", "--kb-candidates", "1", "--final-threshold", "0"],
 }
@@ -97,8 +97,8 @@ def _data(work: Path) -> None:
     (work / "runs").mkdir(parents=True)
     (work / "pairs.jsonl").write_text("".join(pairs[:6]), encoding="utf-8")
     (work / "runs" / "pairs.jsonl").write_text("".join(pairs[:6]), encoding="utf-8")  # what `critiq label` makes
-    (work / "train.jsonl").write_text("".join(pairs[6:10]), encoding="utf-8")
-    (work / "test.jsonl").write_text("".join(pairs[10:13]), encoding="utf-8")
+    (work / "train.jsonl").write_text("".join(pairs[6:9]), encoding="utf-8")
+    (work / "test.jsonl").write_text("".join(pairs[9:11]), encoding="utf-8")
     (work / "corpus.jsonl").write_text("".join(corpus[:24]), encoding="utf-8")
 
 
