@@ -40,9 +40,8 @@ MODES: tuple[WorkerMode, ...] = ("per-criterion", "all-in-one", "overall")
 
 
 @contextmanager
-def _worker_client(backend: str, settings: ModelSettings) -> Iterator[tuple[Any, bool]]:
-    """The workers' client (any server or provider over HTTP, or vLLM offline batch on a local GPU), and whether it
-    is the embedded model."""
+def _worker_client(backend: str, settings: ModelSettings) -> Iterator[Any]:
+    """The workers' client: any server or provider over HTTP, or vLLM offline batch on a local GPU."""
     if backend == "vllm-offline":
         from critiq.llm.cache import RequestCache
         from critiq.llm.vllm_offline import VLLMOfflineClient
@@ -50,12 +49,12 @@ def _worker_client(backend: str, settings: ModelSettings) -> Iterator[tuple[Any,
         if not settings.model:
             raise CritiqError("--backend vllm-offline needs --model (a Hugging Face model name or path)")
         cache = RequestCache(settings.cache_dir) if settings.cache_dir else None
-        yield VLLMOfflineClient(settings.model, cache=cache, max_tokens=settings.worker_max_tokens), False
+        yield VLLMOfflineClient(settings.model, cache=cache, max_tokens=settings.worker_max_tokens)
         return
     from critiq.llm.session import open_clients
 
     with open_clients(settings) as clients:
-        yield clients.worker, clients.is_embedded(clients.worker)
+        yield clients.worker
 
 
 @dataclass
@@ -187,7 +186,7 @@ def _annotate_command(
         _print_summary(summary, criteria, out, None)
         _write_shards(summary, input_path, criteria, out, settings, options)
         return
-    with _worker_client(options.backend, settings) as (client, embedded), progress_bar() as update:
+    with _worker_client(options.backend, settings) as client, progress_bar() as update:
         worker = Worker(client, Prompts(options.language), swap=swap, seed=options.seed, mode=mode)
         # the offline engine batches what is pending: give it a batch's worth of pairs at a time
         concurrency = int(getattr(client, "batch_size", settings.concurrency))
@@ -204,6 +203,7 @@ def _annotate_command(
                 progress=lambda n: update("annotate", n, max(n, options.max_pairs or n)),
             )
         )
+    embedded = options.backend == "http" and (settings.worker_model or settings.model) is None  # no model named
     _record(out, summary, client.usage, client.config.model, _form(client), options.record, embedded)
     _print_summary(summary, criteria, out, client.usage)
     _write_shards(summary, input_path, criteria, out, settings, options)
