@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -119,7 +120,16 @@ def _run(step: Step, work: Path, env: dict[str, str]) -> subprocess.CompletedPro
     words = step.words
     if words[0] == "critiq":  # the console script's own main(), with this interpreter (the checkout under test)
         words = [sys.executable, "-m", "critiq.cli.main", *words[1:]]
-    return subprocess.run(words, cwd=work, env=env, capture_output=True, text=True, timeout=900, check=False)
+    # its own process group: on a timeout the embedded model's server it started goes too, not only the command
+    with subprocess.Popen(
+        words, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=900)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
+    return subprocess.CompletedProcess(words, process.returncode, stdout, stderr)
 
 
 def _run_doc(markdown: Path, work: Path) -> dict[Path, list[str]]:
