@@ -116,6 +116,7 @@ def run_demo(
         model=clients.worker.config.model,
         form=getattr(clients.worker, "form", None),
         failed=failed_path(labeled),
+        uses_local_model=clients.is_embedded(clients.worker),
     )
 
     # 3. distil the n-gram Bradley–Terry scorer from the agent labels

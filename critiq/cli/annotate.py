@@ -81,18 +81,19 @@ class AnnotateOptions:
     data: DataOptions = field(default_factory=DataOptions)
     shards: str | None = None
     shard_rows: int | None = None
+    record: str = "annotate.json"  # the run's record beside --out (`critiq judge` writes judge.json)
 
 
 def role_config(settings: ModelSettings, role: str = "worker") -> ModelConfig:
     """The worker's or manager's model as the flags name it, without starting anything (dry runs, Ray workers)."""
-    from critiq.llm.local import LOCAL_MODEL, should_use_local
+    from critiq.llm.local import LOCAL_MODEL
 
     model = (settings.worker_model if role == "worker" else settings.manager_model) or settings.model
     max_tokens = settings.worker_max_tokens if role == "worker" else settings.manager_max_tokens
-    if should_use_local(model) and settings.api_base is None:
+    if model is None:  # no model named: the embedded one, whatever keys are exported (as open_clients)
         return ModelConfig(model=LOCAL_MODEL, api_base="embedded llama.cpp", max_tokens=max_tokens)
     return ModelConfig(
-        model=model or "gpt-4o-mini",  # what open_clients uses when a provider key is set but no model
+        model=model,
         api_base=settings.api_base,
         api_key_env=settings.api_key_env,
         timeout=settings.timeout,
@@ -181,7 +182,7 @@ def _annotate_command(
         return
     if options.engine == "ray":
         summary = _annotate_on_ray(examples, criteria, out, settings, replace(options, early_stop=early_stop))
-        _record(out, summary, None, role_config(settings).model, None)
+        _record(out, summary, None, role_config(settings).model, None, options.record)
         _print_summary(summary, criteria, out, None)
         _write_shards(summary, input_path, criteria, out, settings, options)
         return
@@ -202,7 +203,8 @@ def _annotate_command(
                 progress=lambda n: update("annotate", n, max(n, options.max_pairs or n)),
             )
         )
-    _record(out, summary, client.usage, client.config.model, _form(client))
+    embedded = options.backend == "http" and (settings.worker_model or settings.model) is None  # no model named
+    _record(out, summary, client.usage, client.config.model, _form(client), options.record, embedded)
     _print_summary(summary, criteria, out, client.usage)
     _write_shards(summary, input_path, criteria, out, settings, options)
 
@@ -216,12 +218,23 @@ def _form(client: Any) -> str | None:
     return str(form) if form is not None else None
 
 
-def _record(out: Path, summary: AnnotationSummary, usage: Usage | None, model: str, form: str | None) -> None:
-    """``annotate.json`` beside ``--out``, for ``critiq report`` (docs/run_directory.md)."""
+def _record(
+    out: Path,
+    summary: AnnotationSummary,
+    usage: Usage | None,
+    model: str,
+    form: str | None,
+    name: str,
+    embedded: bool = False,
+) -> None:
+    """``annotate.json`` (``judge.json`` for `critiq judge`) beside ``--out``, for ``critiq report``
+    (docs/run_directory.md); a resume that found nothing to do leaves it as it was."""
     from critiq.annotate.annotator import failed_path
     from critiq.rundir.annotation import record_annotation
 
-    record_annotation(out, summary, usage, model=model, form=form, failed=failed_path(out))
+    record_annotation(
+        out, summary, usage, model=model, form=form, failed=failed_path(out), uses_local_model=embedded, name=name
+    )
 
 
 def _write_shards(
@@ -327,7 +340,10 @@ def judge(
     run: AnnotateOptions = AnnotateOptions(),
 ) -> None:
     """Judge pairs against criteria; with human labels, report each criterion's and the vote's accuracy."""
-    _annotate_command(pairs, criteria, out, settings, replace(run, early_stop=early_stop, data=data))
+    from critiq.rundir.annotation import JUDGE_FILE
+
+    options = replace(run, early_stop=early_stop, data=data, record=JUDGE_FILE)
+    _annotate_command(pairs, criteria, out, settings, options)
 
 
 @app.command()

@@ -187,12 +187,18 @@ def _add_from_run(run_dir: Path, file: Path) -> None:
     for note in notes:
         console.print(f"[yellow]note: {escape(note)}[/yellow]")
     merged = kb
+    added = []
     for entry in entries:
-        merged = append_entry(file, entry)
+        try:
+            merged = append_entry(file, entry)
+        except CritiqError as error:  # the checks of `kb validate`: that criterion stays out, the others go in
+            console.print(f"[yellow]note: {escape(str(error))}[/yellow]", soft_wrap=True)
+            continue
+        added.append(entry)
         console.print(f"added '{entry.name}' to {escape(str(file))} ({escape(entry.citation)})", soft_wrap=True)
-    for entry in entries:
+    for entry in added:
         _near(console, merged, entry.name)
-    if not entries:
+    if not added:
         console.print("nothing added")
 
 

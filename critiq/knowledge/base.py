@@ -151,28 +151,34 @@ class KnowledgeBase:
     def validate(self, known_domains: Iterable[str] | None = None) -> list[str]:
         """Problems that loading does not catch: invalid fields, too short or long or repeated descriptions,
         and, when ``known_domains`` is given, domain tags outside it."""
-        problems = []
         known = set(known_domains) if known_domains is not None else None
         seen: dict[str, str] = {}
-        for entry in self:
-            where = f"{self._origin[entry.name]}: criterion '{entry.name}'"
-            try:
-                KBEntry.model_validate(entry.model_dump())
-            except ValidationError as exc:
-                problems.append(f"{where}: {describe_error(exc)}")
-                continue
-            words = len(entry.description.split())
-            if words < MIN_DESCRIPTION_WORDS:
-                problems.append(f"{where}: description too short to judge by ({words} words)")
-            if words > MAX_DESCRIPTION_WORDS:
-                problems.append(f"{where}: description too long ({words} words, at most {MAX_DESCRIPTION_WORDS})")
-            key = " ".join(entry.description.lower().split())
-            if key in seen:
-                problems.append(f"{where}: same description as '{seen[key]}'")
-            seen.setdefault(key, entry.name)
-            unknown = sorted(set(entry.domains) - known) if known is not None else []
-            if unknown:
-                problems.append(f"{where}: unknown domain tag(s) {', '.join(unknown)}")
+        return [problem for entry in self for problem in self._problems(entry, seen, known)]
+
+    def problems_of(self, name: str) -> list[str]:
+        """What :meth:`validate` reports about the entry ``name`` (a repeated description counts against it)."""
+        seen = {" ".join(e.description.lower().split()): e.name for e in self if e.name != name}
+        return self._problems(self._require(name), seen, None)
+
+    def _problems(self, entry: KBEntry, seen: dict[str, str], known: set[str] | None) -> list[str]:
+        where = f"{self._origin[entry.name]}: criterion '{entry.name}'"
+        try:
+            KBEntry.model_validate(entry.model_dump())
+        except ValidationError as exc:
+            return [f"{where}: {describe_error(exc)}"]
+        problems = []
+        words = len(entry.description.split())
+        if words < MIN_DESCRIPTION_WORDS:
+            problems.append(f"{where}: description too short to judge by ({words} words)")
+        if words > MAX_DESCRIPTION_WORDS:
+            problems.append(f"{where}: description too long ({words} words, at most {MAX_DESCRIPTION_WORDS})")
+        key = " ".join(entry.description.lower().split())
+        if key in seen:
+            problems.append(f"{where}: same description as '{seen[key]}'")
+        seen.setdefault(key, entry.name)
+        unknown = sorted(set(entry.domains) - known) if known is not None else []
+        if unknown:
+            problems.append(f"{where}: unknown domain tag(s) {', '.join(unknown)}")
         return problems
 
     def near_duplicates(self, threshold: float = 0.3) -> list[tuple[str, str, float]]:
@@ -207,13 +213,18 @@ def keyword_scores(entries: list[KBEntry], terms: list[str]) -> list[float]:
 def append_entry(path: str | os.PathLike[str], entry: KBEntry) -> KnowledgeBase:
     """Append ``entry`` to the user file at ``path`` (created if absent), keeping its comments.
 
-    The name must be new to the file and to the bundled base. Returns the merged base including the new entry.
+    The name must be new to the file and to the bundled base, and the entry must pass the checks of
+    :meth:`KnowledgeBase.validate` (``critiq kb validate``); its first problem is raised otherwise, and the file is
+    left as it was. Returns the merged base including the new entry.
     """
     path = Path(path)
     if path.suffix.lower() not in (*YAML_SUFFIXES, ".jsonl"):
         raise InputError(f"unsupported file type '{path.suffix}' (expected .yaml, .yml or .jsonl)", source=str(path))
     kb = KnowledgeBase.load(path if path.exists() else None)
     kb.add(entry, origin=str(path))
+    problems = kb.problems_of(entry.name)
+    if problems:
+        raise CritiqError(f"not added: {problems[0]}")
     record = entry.record()
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     if old and not old.endswith("\n"):

@@ -9,6 +9,7 @@ import random
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlparse
 
 from pydantic import BaseModel
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
@@ -27,6 +28,7 @@ from critiq.llm.errors import (
 )
 from critiq.llm.probe import server_kind, unreachable
 from critiq.llm.protocol import ChatClient, Completion, Messages, T, cached_completion, validated
+from critiq.llm.reach import ConnectionBudget
 from critiq.llm.structured import Form, response_format, sent_schema, with_schema_hint
 from critiq.llm.sync import run_sync as run_sync
 from critiq.llm.transport import DirectTransport
@@ -86,6 +88,7 @@ class LLMClient(ChatClient):
         usage: Usage | None = None,
         direct: bool = True,
         memory: FormMemory | None = None,
+        reach: ConnectionBudget | None = None,
     ) -> None:
         self.config = config
         self.cache = cache
@@ -96,6 +99,7 @@ class LLMClient(ChatClient):
         self.budget = budget or Budget()
         self.usage = usage or Usage()
         self.memory = memory or FormMemory()
+        self.reach = reach or ConnectionBudget()
         self.in_flight = 0
         self.max_in_flight = 0
         self._succeeded = False
@@ -107,6 +111,7 @@ class LLMClient(ChatClient):
         if direct and config.api_base is not None and providers.goes_direct(config.model, config.api_base):
             self._direct = DirectTransport(config.api_base, timeout=config.timeout, max_connections=self.concurrency)
         self._provider = self._check_model()
+        self._check_key()
         self.form: Form = self._choose_form()
         # a self-hosted server needs *a* key string; a provider's key is left to litellm's own variables
         self._placeholder = config.api_base is not None and (
@@ -171,6 +176,17 @@ class LLMClient(ChatClient):
                 f"model={self.config.model!r}: unknown to litellm ({error}); "
                 "use a provider prefix such as 'openai/NAME' with api_base="
             ) from None
+
+    def _check_key(self) -> None:
+        """A provider's model with its key unset stops here, before anything is sent (litellm would send and retry)."""
+        if self._provider is None or self.config.api_base is not None or self.config.api_key_env is not None:
+            return  # a server of the user's (its key, if any, is theirs to name) or a key read from a named variable
+        missing = providers.missing_keys(self.config.model)
+        if missing:
+            raise CritiqError(
+                f"{' or '.join(missing)} is not set: export it, or pass api_key_env=NAME (the variable that holds "
+                f"the key for {self.config.model})"
+            )
 
     def _choose_form(self) -> Form:
         mode = self.config.schema_mode
@@ -243,8 +259,9 @@ class LLMClient(ChatClient):
             with attempt:
                 spent: BudgetExceeded | None = None
                 async with self._semaphore():
-                    if self._stopped is not None:
-                        raise self._stopped  # a sibling met a refusal: nothing more is sent
+                    stopped = self._stopped or self.reach.stopped
+                    if stopped is not None:
+                        raise stopped  # a sibling met a refusal, or the server stayed unreachable: nothing more is sent
                     wire = build()
                     messages, request, last_form = wire
                     try:
@@ -277,7 +294,14 @@ class LLMClient(ChatClient):
         finally:
             self.in_flight -= 1
             self.budget.settle(self.usage, held, cost)
+        self.reach.answered()
         return text
+
+    def _host(self) -> str:
+        """Where requests go, for the line that says it cannot be reached."""
+        if self.config.api_base:
+            return urlparse(self.config.api_base).netloc or self.config.api_base
+        return providers.default_host(self.config.model, self._provider)
 
     def _judged(self, error: ProviderError, last_form: bool) -> ProviderError:
         """Mark the client stopped on a fatal error (inside the slot, before a waiting sibling can send)."""
@@ -288,6 +312,8 @@ class LLMClient(ChatClient):
             reason = unreachable(self.config.api_base)
             if reason:  # nothing listens there: no point in retrying
                 error = CannotConnect(f"api_base={self.config.api_base}: cannot connect ({reason})")
+        if not isinstance(error, CannotConnect):
+            error = self.reach.judge(error, self._host())  # a streak of connection failures past its bounds stops
         if isinstance(error, ResponseFormatRefused) and not last_form:
             self.memory.refused(self.config.model, error)  # JSON mode from now on, this request included
         elif error.fatal:

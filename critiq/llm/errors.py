@@ -115,6 +115,16 @@ class CannotConnect(Unreachable):
         return self.provider_message
 
 
+class CannotReach(Unreachable):
+    """Connection failures in a row past the run's bounds (its :class:`~critiq.llm.reach.ConnectionBudget`)."""
+
+    retryable = False
+    fatal = True
+
+    def _line(self) -> str:
+        return self.provider_message
+
+
 class Unanswerable(ProviderError):
     """The answer could not be read."""
 
@@ -156,11 +166,15 @@ def _first_line(text: str) -> str:
 
 
 def error_for_status(
-    status: int | None, message: str, *, retry_after: float | None = None, where: str = ""
+    status: int | None, message: str, *, retry_after: float | None = None, where: str = "", body: Any = None
 ) -> ProviderError:
-    """The error class an HTTP status (and, for 400/422, the message) stands for."""
+    """The error class an HTTP status (and, for 400/422, the message) stands for.
+
+    Refused or missing credentials are an :class:`AuthenticationError` whatever the status (litellm, and some
+    gateways, report a missing key as a 500): the provider's message or its error body's type or code says so.
+    """
     kind: type[ProviderError]
-    if status in (401, 403):
+    if status in (401, 403) or refuses_credentials(message, *_body_kind(body)):
         kind = AuthenticationError
     elif status == 404:
         kind = NotFoundError
@@ -183,6 +197,36 @@ def error_for_status(
     return kind(message, status=status, retry_after=retry_after, where=where)
 
 
+# what providers say when the key is missing or refused (OpenAI, the openai SDK, Anthropic, Gemini, Mistral...)
+_CREDENTIALS = re.compile(
+    r"missing credentials|api_key client option must be set|(incorrect|invalid|no|missing) (x-)?api[ _-]?key"
+    r"|api key not valid|didn't provide an api key|authentication[ _]error|permission[ _]denied|unauthori[sz]ed",
+    re.IGNORECASE,
+)
+_CREDENTIAL_KINDS = frozenset(
+    {"authentication_error", "permission_error", "invalid_api_key", "missing_api_key", "unauthorized", "forbidden"}
+)
+
+
+def refuses_credentials(message: str, *kinds: object) -> bool:
+    """Whether a provider's message, or the ``type``/``code`` of its error body, says the key is missing or refused."""
+    return bool(_CREDENTIALS.search(message)) or any(str(k).lower() in _CREDENTIAL_KINDS for k in kinds if k)
+
+
+def _body_kind(body: Any) -> tuple[object, ...]:
+    """The ``type`` and ``code`` of an error body (OpenAI's ``{"error": {...}}``, Anthropic's, or the inner object)."""
+    if isinstance(body, (bytes, str)):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return ()
+    if not isinstance(body, dict):
+        return ()
+    inner = body.get("error")
+    found = inner if isinstance(inner, dict) else body
+    return (found.get("type"), found.get("code"))
+
+
 def from_exception(error: BaseException, where: str = "") -> ProviderError | None:
     """The :class:`ProviderError` for an exception from litellm, the openai SDK or the direct transport.
 
@@ -198,7 +242,11 @@ def from_exception(error: BaseException, where: str = "") -> ProviderError | Non
         if error.connection:
             return Unreachable(str(error), where=where)
         return error_for_status(
-            error.status_code, provider_message(error.body), retry_after=retry_after(error.headers), where=where
+            error.status_code,
+            provider_message(error.body),
+            retry_after=retry_after(error.headers),
+            where=where,
+            body=error.body,
         )
     module = type(error).__module__.split(".")[0]
     if module not in ("litellm", "openai", "httpx", "aiohttp"):
@@ -206,25 +254,44 @@ def from_exception(error: BaseException, where: str = "") -> ProviderError | Non
     return _from_litellm(error, where)
 
 
-def _from_litellm(error: BaseException, where: str) -> ProviderError:
-    import openai
+# litellm's exception classes (litellm/exceptions.py, most derive from the openai SDK's of the same name): the class
+# says what happened, whatever status it carries (litellm gives a missing key or a refused connection status 500)
+_LITELLM_KINDS: dict[str, type[ProviderError]] = {
+    "AuthenticationError": AuthenticationError,
+    "PermissionDeniedError": AuthenticationError,
+    "NotFoundError": NotFoundError,
+    "ContextWindowExceededError": ContextWindowExceeded,
+    "ContentPolicyViolationError": ContentRefused,
+    "UnsupportedParamsError": BadRequestError,
+    "RateLimitError": RateLimited,
+    "Timeout": ProviderTimeout,
+    "APITimeoutError": ProviderTimeout,
+    "APIConnectionError": Unreachable,  # no HTTP answer came back
+    "ConnectError": Unreachable,  # httpx
+    "ClientConnectorError": Unreachable,  # aiohttp
+}
+_STATUS_OF = {AuthenticationError: 401, NotFoundError: 404, BadRequestError: 400, ContextWindowExceeded: 400}
+# the openai SDK's message for a refused connection, which litellm can also pass on as a server error
+_NO_CONNECTION = ("Connection error.", "All connection attempts failed")
 
+
+def _from_litellm(error: BaseException, where: str) -> ProviderError:
     message = _litellm_message(error)
     after = retry_after(_headers(error))
-    name = type(error).__name__
-    if isinstance(error, openai.APITimeoutError) or name == "Timeout":
-        return ProviderTimeout(message, where=where)
-    if name == "ContextWindowExceededError":
-        return ContextWindowExceeded(message, status=400, where=where)
-    if name == "ContentPolicyViolationError":
-        return ContentRefused(message, status=400, where=where)
     status = getattr(error, "status_code", None)
-    if isinstance(error, openai.APIConnectionError) or name == "APIConnectionError":
-        # litellm reports a refused connection as APIConnectionError (status 500): no HTTP answer came back
-        return Unreachable(message, where=where)
-    if name == "UnsupportedParamsError":
-        return BadRequestError(message, status=400, where=where)
-    if not isinstance(status, int):
+    status = status if isinstance(status, int) else None
+    body_kind = (getattr(error, "type", None), getattr(error, "code", None), *_body_kind(getattr(error, "body", None)))
+    if refuses_credentials(message, *body_kind):
+        return AuthenticationError(message, status=status or 401, where=where)
+    kind = next((_LITELLM_KINDS[k.__name__] for k in type(error).__mro__ if k.__name__ in _LITELLM_KINDS), None)
+    if kind is None and any(text in message for text in _NO_CONNECTION):
+        kind = Unreachable
+    if kind in (Unreachable, ProviderTimeout):
+        return kind(message, where=where)
+    if kind is not None:
+        known = status if status is not None else _STATUS_OF.get(kind)
+        return kind(message, status=known, retry_after=after, where=where)
+    if status is None:
         return Unanswerable(message, where=where)
     return error_for_status(status, message, retry_after=after, where=where)
 

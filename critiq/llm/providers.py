@@ -14,6 +14,7 @@ import logging
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,44 @@ def key_in_environment(model: str, api_base: str | None) -> bool:
     """Whether the variables litellm reads for this provider's key are set."""
     found = litellm().validate_environment(model=model, api_base=api_base)
     return bool(found.get("keys_in_environment"))
+
+
+def missing_keys(model: str) -> list[str]:
+    """The key variables litellm wants for this provider's model and finds unset (empty when it needs none).
+
+    Only API keys count: litellm also lists a server's address (``OLLAMA_API_BASE``), which has a default, and cloud
+    credentials (``AWS_SECRET_ACCESS_KEY``) that a profile or a role can stand in for.
+    """
+    found = litellm().validate_environment(model=model)
+    if found.get("keys_in_environment"):
+        return []
+    names = [str(name) for name in found.get("missing_keys") or []]
+    return [name for name in names if name.endswith("API_KEY")]
+
+
+# where litellm sends a provider's requests when no api_base is given (the host named when it cannot be reached)
+_HOSTS = {
+    "openai": "api.openai.com",
+    "anthropic": "api.anthropic.com",
+    "gemini": "generativelanguage.googleapis.com",
+    "mistral": "api.mistral.ai",
+    "deepseek": "api.deepseek.com",
+    "groq": "api.groq.com",
+    "together_ai": "api.together.xyz",
+    "ollama": "localhost:11434",
+    "ollama_chat": "localhost:11434",
+}
+# the variables litellm reads for a provider's server when no api_base is given
+_BASE_VARIABLES = {"openai": ("OPENAI_BASE_URL", "OPENAI_API_BASE"), "anthropic": ("ANTHROPIC_API_BASE",)}
+
+
+def default_host(model: str, provider_name: str | None) -> str:
+    """The host a provider's requests go to without ``api_base`` (its variable's, when set), else the provider."""
+    name = provider_name or model.split("/", 1)[0]
+    for variable in _BASE_VARIABLES.get(name, ()):
+        if os.environ.get(variable):
+            return urlparse(os.environ[variable]).netloc or os.environ[variable]
+    return _HOSTS.get(name, name)
 
 
 def worst_case_cost(model: str, messages: list[dict[str, Any]], max_tokens: int) -> float:

@@ -1,6 +1,6 @@
 """Model settings shared by every LLM command, and the context that turns them into ready clients.
 
-With no model configured and no provider key in the environment, the embedded local model is started.
+Without a named model the embedded local model is started, whatever provider keys the environment holds.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from critiq.errors import CritiqError
 from critiq.llm.cache import RequestCache
 from critiq.llm.client import FormMemory, LLMClient
 from critiq.llm.config import ModelConfig
-from critiq.llm.local import LOCAL_TIMEOUT, LocalServer, should_use_local
+from critiq.llm.local import LOCAL_MODEL, LOCAL_TIMEOUT, LocalServer, exported_keys
 from critiq.llm.probe import unreachable
+from critiq.llm.reach import ConnectionBudget
 from critiq.llm.structured import SchemaMode
 from critiq.llm.usage import Budget, Usage
 
@@ -45,6 +46,8 @@ class ModelSettings(BaseModel):
     manager_max_tokens: int = Field(default=400, ge=32)
     temperature: float = Field(default=0.0, ge=0)
     schema_mode: SchemaMode = "auto"
+    max_connection_failures: int = Field(default=100, ge=1)  # in a row, across the run, before it stops
+    max_unreachable_seconds: float = Field(default=60.0, gt=0)  # of connection failures in a row, likewise
 
 
 @dataclass
@@ -60,56 +63,69 @@ class Clients:
     def uses_local_model(self) -> bool:
         return self.local is not None
 
+    def is_embedded(self, client: LLMClient) -> bool:
+        """Whether ``client`` talks to the embedded model (a role no model was named for)."""
+        return self.local is not None and client.config.api_base == self.local.api_base
+
 
 @contextmanager
 def open_clients(settings: ModelSettings | None = None) -> Iterator[Clients]:
-    """Yield ready clients; start (and afterwards stop) the embedded model when nothing else is configured."""
+    """Yield ready clients; start (and afterwards stop) the embedded model for a role no model is named for.
+
+    A hosted model is used only when named (``model=``, ``manager_model=``, ``worker_model=``): exported provider keys
+    never choose one. Before anything is sent each named model is checked (known to litellm, its key set).
+    """
     settings = settings or ModelSettings()
+    manager_model = settings.manager_model or settings.model
+    worker_model = settings.worker_model or settings.model
     local: LocalServer | None = None
-    configured = settings.model or settings.manager_model or settings.worker_model
-    if should_use_local(configured) and settings.api_base is None:
+    if manager_model is None or worker_model is None:
+        if settings.api_base is not None:
+            raise CritiqError(
+                f"api_base={settings.api_base}: name the model it serves with model= (e.g. model='openai/NAME')"
+            )
+        exported = exported_keys()
         log.info(
-            "no model configured and no API key set: using the embedded SmolLM2-135M-Instruct on llama.cpp "
-            "(tiny; its criteria are poor — pass --model for real work)"
+            "no model named%s: using the embedded SmolLM2-135M-Instruct on llama.cpp "
+            "(tiny; its criteria are poor — pass --model for real work)",
+            f" ({', '.join(exported)} set, unused)" if exported else "",
         )
         local = LocalServer().start()
     elif settings.api_base is not None:
         _check_reachable(settings.api_base)
     try:
-        base = settings.model or (local and local.model_config().model) or "gpt-4o-mini"
-        api_base = local.api_base if local else settings.api_base
-        cache = RequestCache(settings.cache_dir) if settings.cache_dir else None
         usage = Usage()
         budget = Budget(max_requests=settings.max_requests, max_cost=settings.max_cost)
+        reach = ConnectionBudget(settings.max_connection_failures, settings.max_unreachable_seconds)
         memory = FormMemory()
 
         def client(model: str | None, max_tokens: int) -> LLMClient:
+            embedded = model is None and local is not None
             config = ModelConfig(
-                model=model or base,
-                api_base=api_base,
-                api_key_env=settings.api_key_env,
-                timeout=max(settings.timeout, LOCAL_TIMEOUT) if local else settings.timeout,
+                model=model or LOCAL_MODEL,
+                api_base=local.api_base if embedded and local else settings.api_base,
+                api_key_env=None if embedded else settings.api_key_env,
+                timeout=max(settings.timeout, LOCAL_TIMEOUT) if embedded else settings.timeout,
                 max_tokens=max_tokens,
                 temperature=settings.temperature,
                 schema_mode=settings.schema_mode,  # auto finds the embedded llama.cpp server by itself
             )
             return LLMClient(
                 config,
-                cache=cache,
                 # llama.cpp's server answers one request at a time: queueing there only burns the timeout
-                concurrency=1 if local else settings.concurrency,
+                concurrency=1 if embedded else settings.concurrency,
                 max_retries=settings.max_retries,
                 budget=budget,
                 usage=usage,
                 memory=memory,
+                reach=reach,
             )
 
-        yield Clients(
-            manager=client(settings.manager_model, settings.manager_max_tokens),
-            worker=client(settings.worker_model, settings.worker_max_tokens),
-            usage=usage,
-            local=local,
-        )
+        manager = client(manager_model, settings.manager_max_tokens)
+        worker = client(worker_model, settings.worker_max_tokens)
+        # the cache directory is made once both models passed their checks: a refused start leaves nothing behind
+        manager.cache = worker.cache = RequestCache(settings.cache_dir) if settings.cache_dir else None
+        yield Clients(manager=manager, worker=worker, usage=usage, local=local)
     finally:
         if local is not None:
             local.stop()

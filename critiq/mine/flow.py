@@ -73,7 +73,7 @@ class CritiQFlow:
     """Mine criteria: ``CritiQFlow(manager=..., worker=...).fit(pairs)`` → :class:`FlowResult`.
 
     ``manager`` and ``worker`` are chat clients such as :class:`~critiq.llm.LLMClient` (maybe the same). Without them,
-    ``fit`` opens clients from default settings (the embedded local model when no key is configured).
+    ``fit`` opens clients from default settings (the embedded local model: no model is named).
     """
 
     def __init__(
@@ -439,6 +439,7 @@ class CritiQFlow:
             gold = {e.id: e.gold for e in valid}
             result.valid_criteria = {c.name: criterion_stats(worker.verdicts(c, valid), gold) for c in voters}
             result.valid_vote = self._votes(voters, valid, worker)[0]
+            result.usage = self._total_usage(state)  # the validation requests count too
         write_outputs(result, run)
         return result
 
@@ -486,6 +487,7 @@ class CritiQFlow:
                 state.usage_before = recorded  # usage.json also counts requests sent after the last checkpoint
             return state
         run.path.mkdir(parents=True, exist_ok=True)
+        run.start_over()  # what a run that did no work left behind (failed judgments) is not reloaded
         state = RunState(fingerprint=print_id, identity=identity, config=self.config.model_dump())
         run.save(state)
         return state

@@ -15,6 +15,7 @@ from critiq.rundir.lenient import Entries, Maybe
 from critiq.rundir.save import save
 
 ANNOTATION_FILE = "annotate.json"
+JUDGE_FILE = "judge.json"  # `critiq judge`'s record: judging into a run folder leaves annotate's record alone
 _KIND = re.compile(r"^(?:[^:]*: )?(?P<kind>[^;—(]+?)\s*\((?P<code>HTTP \d+|no HTTP answer)\)")
 
 
@@ -73,9 +74,29 @@ def record_annotation(
     model: str | None = None,
     form: str | None = None,
     failed: Path | None = None,
+    uses_local_model: bool = False,
+    name: str = ANNOTATION_FILE,
 ) -> Path:
-    """Write ``annotate.json`` beside ``out`` (the labelled records): ``summary``, the requests it cost, the worker's
-    model and request form, and the failures in ``failed`` (``<out>.failed.jsonl``) by error type."""
+    """Write ``annotate.json`` (or ``name``) beside ``out`` (the labelled records): ``summary``, the requests it
+    cost, the worker's model and request form, and the failures in ``failed`` (``<out>.failed.jsonl``) by error type.
+
+    A run that did no work (a resume that found every example done) leaves the record of the run that did the work
+    for the same ``out`` as it was.
+    """
+    path = out.parent / name
+    if summary.written == 0 and summary.failed == 0 and _records(path, summary.out):
+        return path
     failures = failures_by_kind(failed) if failed is not None else {}
-    record = Annotation(summary=summary, usage=usage, model=model, form=form, failures=failures)
-    return save(out.parent / ANNOTATION_FILE, record)
+    record = Annotation(
+        summary=summary, usage=usage, model=model, form=form, failures=failures, uses_local_model=uses_local_model
+    )
+    return save(path, record)
+
+
+def _records(path: Path, out: str) -> bool:
+    """Whether ``path`` holds a readable record of a run that wrote ``out``."""
+    try:
+        earlier = Annotation.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return earlier.summary is not None and earlier.summary.out == out

@@ -35,8 +35,9 @@ class RunDir:
     def exists(self) -> bool:
         """True when the directory holds a run to resume (or to refuse overwriting).
 
-        A run that stopped before its first request was answered (a rejected key, a wrong model name) left only its
-        initial checkpoint: that is not a run, and a plain rerun may start over in the same directory.
+        A run that stopped before its first request was answered (a rejected key, a wrong model name, a provider it
+        could not reach) left only its initial checkpoint and failed judgments: that is not a run, and a plain rerun
+        starts over in the same directory.
         """
         return self.state_file.exists() and not self._pristine()
 
@@ -47,8 +48,21 @@ class RunDir:
             return False  # let load() report it
         if state.version != STATE_VERSION or "step" not in state.model_fields_set or state.step != "start":
             return False  # a checkpoint critiq wrote records its step; one without it is not a fresh start
-        no_judgments = not self.judgments_file.exists() or self.judgments_file.stat().st_size == 0
-        return state.usage_before.requests == 0 and no_judgments and not state.notes
+        return state.usage_before.requests == 0 and not self._answered() and not state.notes
+
+    def _answered(self) -> bool:
+        """Whether a judgment came back: failed ones (a provider that was never reached) are no work done."""
+        if not self.judgments_file.exists() or self.judgments_file.stat().st_size == 0:
+            return False
+        try:
+            return any(not judgment.failed for _, judgment in self.judgments())
+        except (ValueError, KeyError, TypeError):
+            return True  # a file critiq cannot read back is kept, and so is the run
+
+    def start_over(self) -> None:
+        """Forget what a run that did no work left (its checkpoint, failed judgments and usage) before a fresh start."""
+        for path in (self.state_file, self.judgments_file, self.path / "usage.json"):
+            path.unlink(missing_ok=True)
 
     def load(self) -> RunState:
         try:

@@ -24,13 +24,19 @@ def invoke(runner: CliRunner, *args: str) -> Result:
     return runner.invoke(app, list(args), env=ENV)
 
 
-def add_args(path: Path, name: str = "house_tone_rule", kind: str = "pairwise") -> list[str]:
+HOUSE_TONE = "Whether the text follows our house tone: plain, friendly and free of hype words."
+SECOND = "Whether the text keeps to our house rules: short sentences, active verbs, no jargon."
+
+
+def add_args(
+    path: Path, name: str = "house_tone_rule", kind: str = "pairwise", description: str = HOUSE_TONE
+) -> list[str]:
     return [
         "add",
         "--name",
         name,
         "--description",
-        "Whether the text follows our house tone: plain, friendly and free of hype words.",
+        description,
         "--domains",
         "writing, web",
         "--kind",
@@ -91,7 +97,9 @@ def test_add_appends_and_refuses_duplicates(runner: CliRunner, tmp_path: Path) -
     assert entry is not None and entry.domains == ["writing", "web"] and entry.kind == "pairwise"
     assert entry.source.url == "https://example.org/style"
 
-    result = invoke(runner, *add_args(path, name="second_house_rule"))
+    same = invoke(runner, *add_args(path, name="second_house_rule"))  # what `kb validate` would flag: refused
+    assert same.exit_code == 2 and "same description as 'house_tone_rule'" in same.stderr
+    result = invoke(runner, *add_args(path, name="second_house_rule", description=SECOND))
     assert result.exit_code == 0, result.output
     assert KnowledgeBase.load(path, bundled=False).names() == ["house_tone_rule", "second_house_rule"]
     assert "note: name is close to 'house_tone_rule'" in result.output
@@ -119,7 +127,7 @@ def test_add_rejects_bad_kind_and_fixes_flow_style_file(runner: CliRunner, tmp_p
 def test_add_to_jsonl(runner: CliRunner, tmp_path: Path) -> None:
     path = tmp_path / "user.jsonl"
     assert invoke(runner, *add_args(path)).exit_code == 0
-    assert invoke(runner, *add_args(path, name="second_house_rule")).exit_code == 0
+    assert invoke(runner, *add_args(path, name="second_house_rule", description=SECOND)).exit_code == 0
     assert len(path.read_text(encoding="utf-8").splitlines()) == 2
     assert KnowledgeBase.load(path, bundled=False).names() == ["house_tone_rule", "second_house_rule"]
 
