@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from critiq.errors import CritiqError
-from critiq.llm.cache import RequestCache
+from critiq.llm.cache import CACHE_DIR_VARIABLE, RequestCache, default_cache_dir
 from critiq.llm.client import FormMemory, LLMClient
 from critiq.llm.config import ModelConfig
 from critiq.llm.local import LOCAL_TIMEOUT, LocalServer, should_use_local
@@ -24,7 +24,8 @@ from critiq.llm.usage import Budget, Usage
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CACHE = Path.home() / ".cache" / "critiq"
+DEFAULT_CACHE = Path.home() / ".cache" / "critiq"  # without CRITIQ_CACHE_DIR (see default_cache_dir)
+__all__ = ["CACHE_DIR_VARIABLE", "DEFAULT_CACHE", "Clients", "ModelSettings", "open_clients"]
 
 
 class ModelSettings(BaseModel):
@@ -36,7 +37,7 @@ class ModelSettings(BaseModel):
     api_base: str | None = None
     api_key_env: str | None = None
     concurrency: int = Field(default=8, ge=1)
-    cache_dir: Path | None = DEFAULT_CACHE
+    cache_dir: Path | None = Field(default_factory=default_cache_dir)  # $CRITIQ_CACHE_DIR, else ~/.cache/critiq
     timeout: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=5, ge=0)
     max_requests: int | None = Field(default=None, ge=1)
