@@ -10,17 +10,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from critiq.errors import CritiqError
 from critiq.llm.cache import CACHE_DIR_VARIABLE, RequestCache, default_cache_dir
-from critiq.llm.client import FormMemory, LLMClient
 from critiq.llm.config import ModelConfig
-from critiq.llm.local import LOCAL_TIMEOUT, LocalServer, should_use_local
-from critiq.llm.probe import unreachable
 from critiq.llm.structured import SchemaMode
 from critiq.llm.usage import Budget, Usage
+
+if TYPE_CHECKING:  # the clients (httpx, tenacity...) load when opened, not when a CLI command is defined
+    from critiq.llm.client import LLMClient
+    from critiq.llm.local import LocalServer
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,9 @@ class Clients:
 @contextmanager
 def open_clients(settings: ModelSettings | None = None) -> Iterator[Clients]:
     """Yield ready clients; start (and afterwards stop) the embedded model when nothing else is configured."""
+    from critiq.llm.client import FormMemory, LLMClient
+    from critiq.llm.local import LOCAL_TIMEOUT, LocalServer, should_use_local
+
     settings = settings or ModelSettings()
     local: LocalServer | None = None
     configured = settings.model or settings.manager_model or settings.worker_model
@@ -118,6 +123,8 @@ def open_clients(settings: ModelSettings | None = None) -> Iterator[Clients]:
 
 def _check_reachable(api_base: str) -> None:
     """Fail at once, before a run writes anything, when nothing listens at ``api_base``."""
+    from critiq.llm.probe import unreachable
+
     reason = unreachable(api_base)
     if reason:
         raise CritiqError(f"api_base={api_base}: cannot connect ({reason})")
