@@ -20,6 +20,17 @@ _SALTS = (np.arange(1, 17, dtype=np.uint64) * 0x85EBCA6B % 2**32).astype(np.uint
 _CHUNK_BYTES = 1 << 17  # featurise ~128 KB of text at a time: the working arrays stay in cache
 _CHUNK_DOCS = 2048
 
+_OTHER, _BLANK, _NEWLINE, _PUNCT_CLASS, _DIGIT, _UPPER, _LEAD, _CONTINUATION = range(8)
+_CLASS = np.full(256, _PUNCT_CLASS, dtype=np.uint8)  # one class per byte, for the length/shape statistics
+_CLASS[[9, 11, 12, 13, 32]] = _BLANK
+_CLASS[10] = _NEWLINE
+_CLASS[ord("a") : ord("z") + 1] = _OTHER
+_CLASS[ord("_")] = _OTHER
+_CLASS[ord("0") : ord("9") + 1] = _DIGIT
+_CLASS[ord("A") : ord("Z") + 1] = _UPPER
+_CLASS[0xC0:] = _LEAD  # the first byte of a non-ASCII character
+_CLASS[0x80:0xC0] = _CONTINUATION  # UTF-8 continuation bytes: not the start of a character
+
 DENSE_NAMES = (
     "log_chars",
     "log_tokens",
@@ -138,7 +149,9 @@ class Featurizer:
         mixed = (hashes ^ _SALTS[family]) * _MIX
         mixed ^= mixed >> np.uint32(15)
         mixed *= _MIX
-        buckets: np.ndarray = (mixed >> np.uint32(32 - self.bits)).astype(np.int32) + np.int32(family << self.bits)
+        mixed >>= np.uint32(32 - self.bits)
+        mixed += np.uint32(family << self.bits)
+        buckets: np.ndarray = mixed.view(np.int32)  # below 2**31: the same numbers, no copy
         return buckets
 
     def _transform_chunk(self, texts: Sequence[str]) -> HashedFeatures:
@@ -202,7 +215,10 @@ class Featurizer:
         if len(values):
             # entries are sorted by (row, family): each (row, family) segment is one run, normalised in one pass
             segment = u_rows * np.int32(self.n_families) + (u_cols >> np.int32(self.bits))
-            seg_starts = np.flatnonzero(np.diff(segment, prepend=-1))
+            change = np.empty(len(segment), dtype=bool)
+            change[0] = True
+            np.not_equal(segment[1:], segment[:-1], out=change[1:])
+            seg_starts = np.flatnonzero(change)
             seg_ids = segment[seg_starts]
             seg_len = np.diff(seg_starts, append=len(segment))
             norms = np.sqrt(np.add.reduceat(values * values, seg_starts) * self.n_families)
@@ -211,14 +227,17 @@ class Featurizer:
             unique_tokens[seg_ids[unigram] // self.n_families] = seg_len[unigram]
 
         tokens = np.diff(np.searchsorted(tok_lo, bounds)).astype(np.float64)
-        dense = _dense(raw, bounds, byte_lens, is_space, is_punct, tokens, unique_tokens)
+        dense = _dense(raw, pos_doc, byte_lens, tokens, unique_tokens)
         return HashedFeatures(u_rows, u_cols, values.astype(np.float32), dense, n)
 
 
 def _count(rows: np.ndarray, cols: np.ndarray, n_hashed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The distinct (row, column) entries, sorted, and how often each occurs."""
-    key_type = np.uint32 if n * n_hashed < 2**32 else np.uint64  # 32-bit keys sort twice as fast
-    keys = rows.astype(key_type) * key_type(n_hashed) + cols.astype(key_type)
+    if n * n_hashed < 2**32:  # 32-bit keys sort twice as fast
+        keys = rows.view(np.uint32) * np.uint32(n_hashed)
+        keys += cols.view(np.uint32)
+    else:
+        keys = rows.astype(np.uint64) * np.uint64(n_hashed) + cols.astype(np.uint64)
     keys.sort()
     first = np.empty(len(keys), dtype=bool)
     first[:1] = True
@@ -226,7 +245,9 @@ def _count(rows: np.ndarray, cols: np.ndarray, n_hashed: int, n: int) -> tuple[n
     starts = np.flatnonzero(first)
     counts = np.diff(starts, append=len(keys)).astype(np.float32)
     unique = keys[starts]
-    return (unique // key_type(n_hashed)).astype(np.int32), (unique % key_type(n_hashed)).astype(np.int32), counts
+    u_rows = unique // keys.dtype.type(n_hashed)
+    u_cols = unique - u_rows * keys.dtype.type(n_hashed)
+    return u_rows.astype(np.int32, copy=False), u_cols.astype(np.int32, copy=False), counts
 
 
 def _offsets(array: Any) -> np.ndarray:
@@ -260,29 +281,18 @@ def _lower(raw: np.ndarray) -> np.ndarray:
     return lowered
 
 
-def _per_doc(mask: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    """How many positions of each document (``raw[bounds[i]:bounds[i + 1]]``) ``mask`` holds."""
-    counts: np.ndarray = np.add.reduceat(mask[: bounds[-1]], bounds[:-1], dtype=np.int64).astype(np.float64)
-    return counts
-
-
 def _dense(
-    raw: np.ndarray,
-    bounds: np.ndarray,
-    byte_lens: np.ndarray,
-    is_space: np.ndarray,
-    is_punct: np.ndarray,
-    tokens: np.ndarray,
-    unique_tokens: np.ndarray,
+    raw: np.ndarray, pos_doc: np.ndarray, byte_lens: np.ndarray, tokens: np.ndarray, unique_tokens: np.ndarray
 ) -> np.ndarray:
     """The length and shape statistics (``DENSE_NAMES``) of each document; each doc's counts include its separator."""
-    newlines = _per_doc(raw == 10, bounds)
-    spaces = _per_doc(is_space, bounds) - 1.0  # the separator before each document
-    punct = _per_doc(is_punct, bounds)
-    digits = _per_doc((raw - np.uint8(48)) < np.uint8(10), bounds)
-    upper = _per_doc((raw - np.uint8(65)) < np.uint8(26), bounds)
-    continuation = _per_doc((raw & np.uint8(0xC0)) == 0x80, bounds)
-    non_ascii = _per_doc(raw >= 128, bounds)
+    n = len(byte_lens)
+    classes = np.take(_CLASS, raw[: len(pos_doc)])  # one exclusive class a byte, counted per doc in one pass
+    counts = np.bincount(pos_doc * np.int32(8) + classes, minlength=n * 8).reshape(n, 8).astype(np.float64)
+    newlines = counts[:, _NEWLINE]
+    spaces = counts[:, _BLANK] + newlines - 1.0  # the separator before each document
+    punct, digits, upper = counts[:, _PUNCT_CLASS], counts[:, _DIGIT], counts[:, _UPPER]
+    continuation = counts[:, _CONTINUATION]
+    non_ascii = counts[:, _LEAD] + continuation
     chars = byte_lens - continuation  # characters: the bytes that start one
     blen = np.maximum(byte_lens.astype(np.float64), 1.0)
     lines = newlines + 1.0
