@@ -28,13 +28,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Without --llm the tests that call the embedded model are skipped, so the fast suite runs anywhere.
 
     With pytest-xdist (``-n 2 --dist loadgroup``, as scripts/test.sh runs) the embedded-model tests share one worker,
-    so one llama.cpp server serves them all and two never compete for the cores; the rest spread over the workers.
+    so one llama.cpp server serves them all and two never compete for the cores; so do the Ray tests; the rest spread
+    over the workers.
     """
     run_llm = config.getoption(LLM_FLAG)
     skip = pytest.mark.skip(reason=f"calls the embedded model: run with {LLM_FLAG} (scripts/test.sh does)")
     for item in items:
-        if item.get_closest_marker("llm") or "local_server" in getattr(item, "fixturenames", ()):
+        fixtures = getattr(item, "fixturenames", ())
+        if item.get_closest_marker("llm") or "local_server" in fixtures:
             item.add_marker(pytest.mark.xdist_group("embedded-model") if run_llm else skip)
+        elif "ray_session" in fixtures:  # one local Ray (2 CPUs) at a time, set up once per module
+            item.add_marker(pytest.mark.xdist_group("ray"))
 
 
 @pytest.fixture(scope="session", autouse=True)

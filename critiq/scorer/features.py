@@ -155,10 +155,11 @@ class Featurizer:
         return buckets
 
     def _transform_chunk(self, texts: Sequence[str]) -> HashedFeatures:
-        # Each document is " " + text; the final " " closes the last one.
-        encoded = [t.encode("utf-8", "replace") for t in texts]
-        raw = np.frombuffer(b" " + b" ".join(encoded) + b" ", dtype=np.uint8)
-        return self._featurize(raw, np.fromiter(map(len, encoded), dtype=np.int64, count=len(texts)))
+        # Each document is " " + text; the final " " closes the last one. One encode for the chunk; a text's
+        # byte length is its length when it is ASCII (str.isascii is a flag check), else that of its encoding.
+        raw = np.frombuffer((" " + " ".join(texts) + " ").encode("utf-8", "replace"), dtype=np.uint8)
+        lengths = (len(t) if t.isascii() else len(t.encode("utf-8", "replace")) for t in texts)
+        return self._featurize(raw, np.fromiter(lengths, dtype=np.int64, count=len(texts)))
 
     def _featurize(self, raw: np.ndarray, byte_lens: np.ndarray) -> HashedFeatures:
         """Features of the documents laid out in ``raw`` as " " + doc + " " + doc ... + " " (UTF-8 bytes)."""
