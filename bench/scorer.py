@@ -240,12 +240,13 @@ def main() -> None:
     print(f"load average at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"python {platform.python_version()}, numpy {np.__version__}")
 
-    docs = stdlib_documents(max(n_docs, 2 * n_pairs // 3))
+    pool = 5_000 if args.quick else 20_000  # the documents the training pairs are drawn from (as in earlier runs)
+    docs = stdlib_documents(max(n_docs, pool, 2 * n_pairs // 3))
     mean_chars = np.mean([len(d) for d in docs[:n_docs]])
     print(f"\ncorpus: {len(docs)} stdlib chunks, {mean_chars:.0f} characters on average")
 
     print("\n[ngram] training on synthetic pairs (chosen = larger share of comment lines)")
-    pairs = synthetic_pairs(docs, n_pairs)
+    pairs = synthetic_pairs(docs[: max(pool, 2 * n_pairs // 3)], n_pairs)
     ngram = make_scorer("ngram")
     report = ngram.fit(pairs, valid_fraction=0.1)
     lo, hi = report.interval or (0.0, 1.0)
