@@ -222,8 +222,9 @@ class Featurizer:
             seg_starts = np.flatnonzero(change)
             seg_ids = segment[seg_starts]
             seg_len = np.diff(seg_starts, append=len(segment))
-            norms = np.sqrt(np.add.reduceat(values * values, seg_starts) * self.n_families)
-            values = values / np.repeat(norms, seg_len)
+            # summed in float64 in entry order (np.bincount), as the scorers already trained were
+            norms = np.sqrt(np.bincount(segment, weights=values * values, minlength=n * self.n_families))
+            values = values / (norms[segment] * np.sqrt(self.n_families))
             unigram = seg_ids % self.n_families == 0
             unique_tokens[seg_ids[unigram] // self.n_families] = seg_len[unigram]
 
@@ -317,14 +318,3 @@ def _dense(
         axis=1,
     )
     return dense.astype(np.float32)
-
-
-def row_sums(rows: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """Sum of ``values`` per row for entries sorted by row (``n`` rows; a row without entries sums to 0)."""
-    sums = np.zeros(n, dtype=np.float64)
-    if not len(rows):
-        return sums
-    starts = np.searchsorted(rows, np.arange(n, dtype=rows.dtype))
-    present = np.diff(starts, append=len(rows)) > 0
-    sums[present] = np.add.reduceat(values.astype(np.float64), starts[present])
-    return sums

@@ -15,7 +15,7 @@ from critiq.io import atomic_write_bytes
 from critiq.scorer.base import Scorer, register
 from critiq.scorer.bt import fit_linear_bt
 from critiq.scorer.data import Preferences
-from critiq.scorer.features import DENSE_NAMES, Featurizer, HashedFeatures, row_sums
+from critiq.scorer.features import DENSE_NAMES, Featurizer, HashedFeatures
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class NgramScorer(Scorer):
         assert self.weights is not None
         hashed = self.weights[: self.featurizer.n_hashed]
         dense_w = self.weights[self.featurizer.n_hashed :]
-        scores = row_sums(feats.rows, feats.values * np.take(hashed, feats.cols), feats.n)
+        scores = np.bincount(feats.rows, weights=feats.values * np.take(hashed, feats.cols), minlength=feats.n)
         dense = np.einsum("ij,j->i", self._standardise(feats.dense), dense_w)  # no BLAS threads for a 12-column product
         total: np.ndarray = (scores + dense).astype(np.float32)
         return total
