@@ -1,11 +1,13 @@
 """Benchmark the scorers: scoring throughput, training time, and accuracy on the human dev pairs.
 
-    python bench/scorer.py [--quick] [--skip-encoder]
+    python bench/scorer.py [--quick] [--skip-encoder] [--skip-fasttext]
 
 Throughput and training time use ~2,000-character chunks of the Python standard library's sources;
-training pairs are synthetic, labelled by a known feature (the share of comment lines). Accuracy uses
-../shared/data/dev_pairs.jsonl with 5-fold cross-validation grouped by prompt, beside the
-longer-text-wins baseline.
+training pairs are synthetic, labelled by a known feature (the share of comment lines). The n-gram scorer's
+throughput is measured beside fastText's (the ``fasttext-numpy2`` wheel, supervised, the same n-gram orders: words,
+word bigrams, character 4-grams; 10 hidden units as in the fastText paper) on the same documents in the same process,
+and both are trained on the same pairs and tested on the same held-out ones. Accuracy uses
+../shared/data/dev_pairs.jsonl with 5-fold cross-validation grouped by prompt, beside the longer-text-wins baseline.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from critiq.errors import CritiqError  # noqa: E402
 from critiq.scorer import Scorer, make_scorer  # noqa: E402
+from critiq.scorer.data import split, to_preferences  # noqa: E402
 from critiq.stats import wilson_interval  # noqa: E402
 
 DEV_PAIRS = ROOT.parent / "shared" / "data" / "dev_pairs.jsonl"
@@ -101,6 +104,65 @@ def throughput(scorer: Scorer, docs: list[str], batch: int, processes: int = 1) 
             return len(docs) / timed(lambda: pool.map(_score_chunk, chunks, chunksize=1))
 
 
+def fasttext_line(text: str) -> str:
+    """fastText reads one document a line, tokens separated by whitespace."""
+    return " ".join(text.split())
+
+
+def compare_fasttext(ngram: Scorer, pairs: list[dict[str, str]], docs: list[str], seed: int = 0) -> None:
+    """fastText trained on the n-gram scorer's training pairs (chosen → label 1, rejected → label 0), tested on its
+    held-out pairs, and its documents/s on ``docs`` beside the n-gram scorer's, in this process."""
+    import pyarrow as pa
+
+    try:
+        import fasttext
+    except ImportError:
+        print("\n[fasttext] skipped: pip install fasttext-numpy2")
+        return
+    train, valid = split(to_preferences(pairs), 0.1, seed)  # the n-gram scorer's split (fit(valid_fraction=0.1))
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8", delete=False) as handle:
+        for chosen, rejected in zip(train.chosen, train.rejected, strict=True):
+            handle.write(f"__label__1 {fasttext_line(chosen)}\n__label__0 {fasttext_line(rejected)}\n")
+    start = time.perf_counter()
+    for lr in (0.1, 0.05, 0.02):  # fastText's hogwild SGD can diverge ("Encountered NaN"): a smaller step then
+        try:
+            model = fasttext.train_supervised(
+                handle.name, wordNgrams=2, minn=4, maxn=4, dim=10, epoch=5, lr=lr, bucket=3 << 18, thread=2, verbose=0
+            )
+            break
+        except RuntimeError as error:
+            print(f"  fasttext lr {lr}: {error}")
+    seconds = time.perf_counter() - start
+    os.unlink(handle.name)
+
+    def positive(texts: list[str]) -> np.ndarray:
+        labels, probs = model.predict([fasttext_line(t) for t in texts], k=2)
+        return np.array([p[list(ls).index("__label__1")] for ls, p in zip(labels, probs, strict=True)])
+
+    correct = int(np.sum(positive(valid.chosen) > positive(valid.rejected)))
+    ours = int(np.sum(ngram.score(valid.chosen) > ngram.score(valid.rejected)))
+    print(f"\n[fasttext] supervised, words + word bigrams + char 4-grams, dim 10: trained in {seconds:.1f}s")
+    report_accuracy("held-out: fasttext", correct, len(valid))
+    report_accuracy("held-out: ngram", ours, len(valid))
+    lines = [fasttext_line(d) for d in docs]  # fastText's input prepared outside its timing
+    column = pa.array(docs, type=pa.string())
+    batch = 1024
+    ngram.score(docs[:8])
+    spent = {"fasttext": 0.0, "ngram, list of str": 0.0, "ngram, Arrow column": 0.0}
+    for start in range(0, len(docs), batch):  # interleaved batch by batch: the machine's load moves
+        part, text_part, arrow_part = (
+            lines[start : start + batch],
+            docs[start : start + batch],
+            column.slice(start, batch),
+        )
+        spent["fasttext"] += timed(lambda p=part: model.predict(p, k=1))
+        spent["ngram, list of str"] += timed(lambda t=text_part: ngram.score(t))
+        spent["ngram, Arrow column"] += timed(lambda a=arrow_part: ngram.score_arrow(a))  # type: ignore[attr-defined]
+    print(f"  scoring {len(docs)} documents in this process, batches of {batch}, interleaved:")
+    for name, took in spent.items():
+        print(f"  {name:<22} {len(docs) / took:>9,.0f} documents/s  ({spent['fasttext'] / took:.2f}× fastText's rate)")
+
+
 def load_dev_pairs() -> list[dict[str, str]] | None:
     if not DEV_PAIRS.is_file():
         return None
@@ -164,11 +226,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller corpora and pair sets")
     parser.add_argument("--skip-encoder", action="store_true", help="leave out the (slow on CPU) encoder scorer")
+    parser.add_argument("--skip-fasttext", action="store_true", help="leave out the fastText comparison")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    n_docs = 5_000 if args.quick else 20_000
+    n_docs = 5_000 if args.quick else 40_000
     n_train = 5_000 if args.quick else 25_000
     n_pairs = round(n_train / 0.9)  # 10% is held out for the accuracy figure
     n_encoder_docs = 64 if args.quick else 256
@@ -177,12 +240,13 @@ def main() -> None:
     print(f"load average at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"python {platform.python_version()}, numpy {np.__version__}")
 
-    docs = stdlib_documents(max(n_docs, 2 * n_pairs // 3))
+    pool = 5_000 if args.quick else 20_000  # the documents the training pairs are drawn from (as in earlier runs)
+    docs = stdlib_documents(max(n_docs, pool, 2 * n_pairs // 3))
     mean_chars = np.mean([len(d) for d in docs[:n_docs]])
     print(f"\ncorpus: {len(docs)} stdlib chunks, {mean_chars:.0f} characters on average")
 
     print("\n[ngram] training on synthetic pairs (chosen = larger share of comment lines)")
-    pairs = synthetic_pairs(docs, n_pairs)
+    pairs = synthetic_pairs(docs[: max(pool, 2 * n_pairs // 3)], n_pairs)
     ngram = make_scorer("ngram")
     report = ngram.fit(pairs, valid_fraction=0.1)
     lo, hi = report.interval or (0.0, 1.0)
@@ -194,6 +258,8 @@ def main() -> None:
     for processes in (1, 2):
         rate = throughput(ngram, docs[:n_docs], batch=1024, processes=processes)
         print(f"  {processes} process{'es' if processes > 1 else ''}: {rate:,.0f} documents/s")
+    if not args.skip_fasttext:
+        compare_fasttext(ngram, pairs, docs[:n_docs])
 
     encoder = None
     if not args.skip_encoder:

@@ -92,10 +92,14 @@ def score_table(
     table: pa.Table, scorer: Scorer, text_field: str, max_chars: int | None, score_field: str = SCORE_FIELD
 ) -> pa.Table:
     """``table`` with a float32 ``score_field`` column (replacing one of that name)."""
-    texts = table.column(text_field).to_pylist()
+    column = table.column(text_field)
     if max_chars:
-        texts = [text[:max_chars] for text in texts]
-    scores = pa.array(scorer.score(texts), type=pa.float32())
+        column = pc.utf8_slice_codeunits(column, 0, max_chars)
+    from_arrow = getattr(scorer, "score_arrow", None)  # the n-gram scorer reads Arrow's buffers: no Python strings
+    if from_arrow is not None and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        scores = pa.array(from_arrow(column), type=pa.float32())
+    else:
+        scores = pa.array(scorer.score(column.to_pylist()), type=pa.float32())
     if score_field in table.column_names:
         return table.set_column(table.column_names.index(score_field), score_field, scores)
     return table.append_column(score_field, scores)

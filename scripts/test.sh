@@ -7,4 +7,6 @@ bash scripts/setup.sh "local,scorer,ray,datatrove,dev"
 . .venv/bin/activate
 ruff check .
 mypy
-python -m pytest --llm "$@"  # --llm: the tests on the embedded model run too
+# --llm: the tests on the embedded model run too, on one of the two xdist workers (one llama.cpp server for all of
+# them, marker group "embedded-model"); the other worker takes the rest. `-m "not slow"` leaves the slow group out.
+python -m pytest --llm -n 2 --dist loadgroup "$@"

@@ -24,14 +24,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Without --llm the tests that call the embedded model are skipped, so the fast suite runs anywhere."""
-    if config.getoption(LLM_FLAG):
-        return
+    """Without --llm the tests that call the embedded model are skipped, so the fast suite runs anywhere.
+
+    With pytest-xdist (``-n 2 --dist loadgroup``, as scripts/test.sh runs) the embedded-model tests share one worker,
+    so one llama.cpp server serves them all and two never compete for the cores; so do the Ray tests; the rest spread
+    over the workers.
+    """
+    run_llm = config.getoption(LLM_FLAG)
     skip = pytest.mark.skip(reason=f"calls the embedded model: run with {LLM_FLAG} (scripts/test.sh does)")
     for item in items:
-        if item.get_closest_marker("llm") or "local_server" in getattr(item, "fixturenames", ()):
-            item.add_marker(skip)
+        fixtures = getattr(item, "fixturenames", ())
+        if item.get_closest_marker("llm") or "local_server" in fixtures:
+            item.add_marker(pytest.mark.xdist_group("embedded-model") if run_llm else skip)
+        elif "ray_session" in fixtures:  # one local Ray (2 CPUs) at a time, set up once per module
+            item.add_marker(pytest.mark.xdist_group("ray"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The default request cache (``CRITIQ_CACHE_DIR``) is a fresh folder of this session, for the CLI subprocesses
+    too: no test reads answers that another run (or the user's ``~/.cache/critiq``) left."""
+    from critiq.llm.cache import CACHE_DIR_VARIABLE
+
+    folder = tmp_path_factory.mktemp("critiq-cache")
+    before = os.environ.get(CACHE_DIR_VARIABLE)
+    os.environ[CACHE_DIR_VARIABLE] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop(CACHE_DIR_VARIABLE, None)
+    else:
+        os.environ[CACHE_DIR_VARIABLE] = before
 
 
 @pytest.fixture(scope="session")

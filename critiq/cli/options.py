@@ -11,7 +11,7 @@ import typer
 
 from critiq.cli.groups import option_group
 from critiq.errors import CritiqError
-from critiq.llm.session import DEFAULT_CACHE, ModelSettings
+from critiq.llm.session import CACHE_DIR_VARIABLE, DEFAULT_CACHE, ModelSettings
 
 _SHARED: dict[str, tuple[Any, Any]] = {
     "model": (
@@ -29,7 +29,10 @@ _SHARED: dict[str, tuple[Any, Any]] = {
     "api_base": (Annotated[str | None, typer.Option(help="OpenAI-compatible server, e.g. http://host:8000/v1")], None),
     "api_key_env": (Annotated[str | None, typer.Option(help="environment variable that holds the API key")], None),
     "concurrency": (Annotated[int, typer.Option(min=1, help="requests in flight")], 8),
-    "cache_dir": (Annotated[Path, typer.Option(help="request cache directory")], DEFAULT_CACHE),
+    "cache_dir": (
+        Annotated[Path, typer.Option(help="request cache directory", envvar=CACHE_DIR_VARIABLE)],
+        DEFAULT_CACHE,
+    ),
     "no_cache": (Annotated[bool, typer.Option("--no-cache", help="do not read or write the request cache")], False),
     "max_requests": (Annotated[int | None, typer.Option(min=1, help="stop cleanly after this many requests")], None),
     "max_cost": (Annotated[float | None, typer.Option(min=0.0, help="stop cleanly after this many dollars")], None),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -16,6 +17,13 @@ from critiq.errors import CritiqError
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+CACHE_DIR_VARIABLE = "CRITIQ_CACHE_DIR"
+
+
+def default_cache_dir() -> Path:
+    """The request cache of a run that names none: ``$CRITIQ_CACHE_DIR``, else ``~/.cache/critiq`` (read now)."""
+    configured = os.environ.get(CACHE_DIR_VARIABLE)
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "critiq"
 
 
 def request_key(model: str, messages: list[dict[str, Any]], params: dict[str, Any], sample: int = 0) -> str:

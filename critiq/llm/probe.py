@@ -51,3 +51,38 @@ def server_kind(api_base: str) -> ServerKind:
             log.info("%s is a llama.cpp server: structured outputs as json_object with a schema", api_base)
             return "llama.cpp"
     return "openai-compatible"
+
+
+@functools.lru_cache(maxsize=64)
+def served_context(api_base: str, model: str) -> tuple[int, str] | None:
+    """The context window the server at ``api_base`` gives ``model``, and where it was read; None when it says none.
+
+    vLLM lists ``max_model_len`` with each model of ``GET /models``; llama.cpp's ``llama-server`` gives ``n_ctx`` in
+    ``GET /props`` (at the server's root, beside ``/v1``). ``model`` is critiq's model string (``openai/NAME``).
+    """
+    name = model.split("/", 1)[1] if model.startswith(("openai/", "hosted_vllm/")) else model
+    base = api_base.rstrip("/")
+    models = _get_json(base + "/models")
+    entries = models.get("data") if isinstance(models, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and entry.get("id") in (name, model):
+            size = entry.get("max_model_len")
+            if isinstance(size, int) and size > 0:
+                return size, "server (/models max_model_len)"
+    root = base[: -len("/v1")] if base.endswith("/v1") else base
+    props = _get_json(root + "/props")
+    if isinstance(props, dict):
+        settings = props.get("default_generation_settings")
+        for holder in (settings, props):
+            size = holder.get("n_ctx") if isinstance(holder, dict) else None
+            if isinstance(size, int) and size > 0:
+                return size, "server (/props n_ctx)"
+    return None
+
+
+def _get_json(url: str) -> object:
+    try:
+        response = httpx.get(url, timeout=3.0)
+        return response.json() if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        return None

@@ -1,8 +1,8 @@
-"""What litellm knows about a model: its provider, its price, and the path a request takes to it.
+"""What litellm knows about a model: its provider, its price, its context, and the path a request takes to it.
 
 litellm is imported lazily (seconds of start-up); its price map is read from the file it ships, without the import,
-to decide whether an ``openai/NAME`` model behind ``api_base`` is a provider's model (litellm maps its parameters
-and prices it) or a self-hosted one (the direct transport, free).
+for a model's context window and to decide whether an ``openai/NAME`` model behind ``api_base`` is a provider's
+model (litellm maps its parameters and prices it) or a self-hosted one (the direct transport, free).
 """
 
 from __future__ import annotations
@@ -34,20 +34,40 @@ def litellm() -> Any:
     return module
 
 
-@functools.lru_cache(maxsize=1)
-def _price_map_names() -> frozenset[str]:
+def litellm_folder() -> Path | None:
+    """The folder of the installed litellm package, found without importing it."""
     spec = importlib.util.find_spec("litellm")
     for location in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(location) / PRICE_MAP_FILE
-        if path.exists():
-            return frozenset(json.loads(path.read_text()))
-    return frozenset()
+        return Path(location)
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _price_map() -> dict[str, Any]:
+    folder = litellm_folder()
+    path = folder / PRICE_MAP_FILE if folder else None
+    if path is None or not path.exists():
+        return {}
+    loaded = json.loads(path.read_text())
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _map_entry(model: str) -> dict[str, Any] | None:
+    entries = _price_map()
+    entry = entries.get(model, entries.get(model.split("/", 1)[-1]))
+    return entry if isinstance(entry, dict) else None
 
 
 def in_price_map(model: str) -> bool:
     """True when litellm's price map has ``model`` (with or without its provider prefix)."""
-    names = _price_map_names()
-    return model in names or model.split("/", 1)[-1] in names
+    return _map_entry(model) is not None
+
+
+def mapped_context(model: str) -> int | None:
+    """The input context in tokens litellm's map gives ``model`` (``max_input_tokens``, else ``max_tokens``)."""
+    entry = _map_entry(model) or {}
+    size = entry.get("max_input_tokens") or entry.get("max_tokens")
+    return size if isinstance(size, int) and size > 0 else None
 
 
 def goes_direct(model: str, api_base: str | None) -> bool:

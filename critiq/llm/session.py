@@ -10,22 +10,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from critiq.errors import CritiqError
-from critiq.llm.cache import RequestCache
-from critiq.llm.client import FormMemory, LLMClient
+from critiq.llm.cache import CACHE_DIR_VARIABLE, RequestCache, default_cache_dir
 from critiq.llm.config import ModelConfig
-from critiq.llm.local import LOCAL_MODEL, LOCAL_TIMEOUT, LocalServer, exported_keys
-from critiq.llm.probe import unreachable
-from critiq.llm.reach import ConnectionBudget
 from critiq.llm.structured import SchemaMode
 from critiq.llm.usage import Budget, Usage
 
+if TYPE_CHECKING:  # the clients (httpx, tenacity...) load when opened, not when a CLI command is defined
+    from critiq.llm.client import LLMClient
+    from critiq.llm.local import LocalServer
+
 log = logging.getLogger(__name__)
 
-DEFAULT_CACHE = Path.home() / ".cache" / "critiq"
+DEFAULT_CACHE = Path.home() / ".cache" / "critiq"  # without CRITIQ_CACHE_DIR (see default_cache_dir)
+__all__ = ["CACHE_DIR_VARIABLE", "DEFAULT_CACHE", "Clients", "ModelSettings", "open_clients"]
 
 
 class ModelSettings(BaseModel):
@@ -37,7 +39,7 @@ class ModelSettings(BaseModel):
     api_base: str | None = None
     api_key_env: str | None = None
     concurrency: int = Field(default=8, ge=1)
-    cache_dir: Path | None = DEFAULT_CACHE
+    cache_dir: Path | None = Field(default_factory=default_cache_dir)  # $CRITIQ_CACHE_DIR, else ~/.cache/critiq
     timeout: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=5, ge=0)
     max_requests: int | None = Field(default=None, ge=1)
@@ -75,6 +77,10 @@ def open_clients(settings: ModelSettings | None = None) -> Iterator[Clients]:
     A hosted model is used only when named (``model=``, ``manager_model=``, ``worker_model=``): exported provider keys
     never choose one. Before anything is sent each named model is checked (known to litellm, its key set).
     """
+    from critiq.llm.client import FormMemory, LLMClient
+    from critiq.llm.local import LOCAL_MODEL, LOCAL_TIMEOUT, LocalServer, exported_keys
+    from critiq.llm.reach import ConnectionBudget
+
     settings = settings or ModelSettings()
     manager_model = settings.manager_model or settings.model
     worker_model = settings.worker_model or settings.model
@@ -133,6 +139,8 @@ def open_clients(settings: ModelSettings | None = None) -> Iterator[Clients]:
 
 def _check_reachable(api_base: str) -> None:
     """Fail at once, before a run writes anything, when nothing listens at ``api_base``."""
+    from critiq.llm.probe import unreachable
+
     reason = unreachable(api_base)
     if reason:
         raise CritiqError(f"api_base={api_base}: cannot connect ({reason})")

@@ -68,7 +68,8 @@ class FlowConfig(BaseModel):
     manager_context: int | None = Field(
         default=None,
         ge=512,
-        description="manager context window in tokens (default: litellm's model info, 4096 embedded, else 8192)",
+        description="manager context window in tokens (default: the server's, litellm's model map, 4096 embedded, "
+        "else 8192)",
     )
     seed: int = Field(default=0, description="seed of every random choice (orders, samples, tie-breaks)")
 

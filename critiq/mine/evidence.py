@@ -1,4 +1,4 @@
-"""How much human evidence fits a manager request: the model's context, litellm's token count, a balanced pick.
+"""How much human evidence fits a manager request: the model's context, its token count, a balanced pick.
 
 The manager's warm-up notes (one per human-labelled example) go into every propose and rewrite request. When all of
 them do not fit the manager's context window, as many as fit are used, picked in turns across (label, domain)
@@ -8,11 +8,13 @@ groups so that no label or domain crowds out the others.
 from __future__ import annotations
 
 import logging
-import os
 import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from critiq.llm import providers, tokens
+from critiq.llm.config import ModelConfig
+from critiq.llm.probe import served_context
 from critiq.rundir.flow import Evidence, EvidenceFit
 
 log = logging.getLogger(__name__)
@@ -24,31 +26,31 @@ SAFETY = 0.9  # litellm counts with the model's tokenizer when it knows it, else
 Messages = list[dict[str, Any]]
 
 
-def _litellm() -> Any:
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
-
-    return litellm
-
-
-def context_window(model: str, configured: int | None = None) -> tuple[int, str]:
+def context_window(config: ModelConfig, configured: int | None = None) -> tuple[int, str]:
     """The manager's context in tokens and where the figure comes from.
 
-    A configured value wins; then litellm's model info (``max_input_tokens``); then the embedded model's n_ctx;
-    then a default of 8192.
+    A configured value wins; a self-hosted server (the direct transport) is asked (vLLM's ``max_model_len``,
+    llama.cpp's ``n_ctx``); a provider's model has litellm's figure (``max_input_tokens``, from the map file litellm
+    ships, read without importing litellm); then the embedded model's n_ctx; then a default of 8192.
     """
     if configured is not None:
         return configured, "configured"
-    try:
-        info = _litellm().get_model_info(model)
-    except Exception:  # litellm raises its own "not mapped" error types for models it does not know
-        info = None
-    size = (info or {}).get("max_input_tokens") or (info or {}).get("max_tokens")
-    if isinstance(size, int) and size > 0:
-        return size, "litellm model info"
-    if _is_embedded(model):
+    if _goes_direct(config):
+        assert config.api_base is not None
+        served = served_context(config.api_base, config.model)
+        if served is not None:
+            return served
+    else:
+        size = providers.mapped_context(config.model)
+        if size is not None:
+            return size, "litellm model map"
+    if _is_embedded(config.model):
         return EMBEDDED_CONTEXT, "embedded model n_ctx"
     return DEFAULT_CONTEXT, "default (set --manager-context)"
+
+
+def _goes_direct(config: ModelConfig) -> bool:
+    return config.api_base is not None and providers.goes_direct(config.model, config.api_base)
 
 
 def _is_embedded(model: str) -> bool:
@@ -59,7 +61,17 @@ def _is_embedded(model: str) -> bool:
 
 def count_tokens(model: str, messages: Messages) -> int:
     """Tokens of ``messages`` by litellm's counter for ``model`` (tiktoken's when litellm has no tokenizer for it)."""
-    return int(_litellm().token_counter(model=model, messages=messages))
+    return int(providers.litellm().token_counter(model=model, messages=messages))
+
+
+def count_tokens_offline(model: str, messages: Messages) -> int:
+    """What :func:`count_tokens` gives a model litellm has no tokenizer for, without importing litellm."""
+    return tokens.count_messages(messages)
+
+
+def counter_for(config: ModelConfig) -> Callable[[str, Messages], int]:
+    """The token counter of a manager: litellm's for a provider's model, its default (offline) for a server's."""
+    return count_tokens_offline if _goes_direct(config) else count_tokens
 
 
 def balanced_order(evidence: Sequence[Evidence], seed: int = 0) -> list[Evidence]:

@@ -28,7 +28,7 @@ from critiq.llm.sync import run_sync
 from critiq.llm.usage import Usage
 from critiq.lock import OutputLock
 from critiq.mine.config import FlowConfig, JudgeMode, SwapMode
-from critiq.mine.evidence import EvidenceFitter, context_window
+from critiq.mine.evidence import EvidenceFitter, context_window, counter_for
 from critiq.mine.judge import Worker
 from critiq.mine.manager import Manager
 from critiq.mine.metrics import criterion_stats, position_bias
@@ -162,8 +162,14 @@ class CritiQFlow:
     def _manager(self, state: RunState) -> Manager:
         client = self.manager_client
         assert client is not None
-        context, source = context_window(client.config.model, self.config.manager_context)
-        fitter = EvidenceFitter(client.config.model, context, client.config.max_tokens, seed=self.config.seed)
+        context, source = context_window(client.config, self.config.manager_context)
+        fitter = EvidenceFitter(
+            client.config.model,
+            context,
+            client.config.max_tokens,
+            seed=self.config.seed,
+            counter=counter_for(client.config),
+        )
         fitter.restore(state.evidence)
         self._fitter, self._context_source = fitter, source
         manager = Manager(

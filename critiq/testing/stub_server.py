@@ -34,7 +34,9 @@ import httpx
 from critiq.llm.ports import free_port
 from critiq.testing.answers import sample_instance, schema_in_prompt
 
-__all__ = ["StubServer", "build_app", "free_port", "sample_instance"]
+__all__ = ["MAX_MODEL_LEN", "StubServer", "build_app", "free_port", "sample_instance"]
+
+MAX_MODEL_LEN = 32768  # the context window ``GET /v1/models`` reports, as vLLM does
 
 
 class _State:
@@ -145,7 +147,9 @@ def build_app(delay: float = 0.0, vary: bool = False, jitter: float = 0.0) -> An
         )
 
     async def models(request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "stub", "object": "model"}]})
+        # like vLLM: each model with its context window (critiq reads it for the manager's evidence budget)
+        entry = {"id": "stub", "object": "model", "owned_by": "vllm", "max_model_len": MAX_MODEL_LEN}
+        return web.json_response({"object": "list", "data": [entry]})
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/chat/completions", chat)
