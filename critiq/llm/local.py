@@ -151,4 +151,3 @@ def should_use_local(model: str | None) -> bool:
 def exported_keys() -> list[str]:
     """The provider key variables set in the environment (named in a log line when they go unused)."""
     return [name for name in KEY_VARIABLES if os.environ.get(name)]
-
