@@ -7,6 +7,17 @@ bash scripts/setup.sh "local,scorer,ray,datatrove,dev"
 . .venv/bin/activate
 ruff check .
 mypy
-# --llm: the tests on the embedded model run too, on one of the two xdist workers (one llama.cpp server for all of
-# them, marker group "embedded-model"); the other worker takes the rest. `-m "not slow"` leaves the slow group out.
-python -m pytest --llm -n 2 --dist loadgroup "$@"
+# Two processes on the two cores: the embedded-model tests (marker llm) one after another in one of them, on one
+# llama.cpp server; everything else in the other. (pytest-xdist's --dist loadgroup did not keep its groups on one
+# worker with this pytest, so two llama.cpp servers competed for the cores.) The embedded-model run's output is
+# shown when it ends.
+llm_log=$(mktemp)
+python -m pytest --llm -m llm "$@" >"$llm_log" 2>&1 &
+llm_run=$!
+trap 'kill "$llm_run" 2>/dev/null || true; rm -f "$llm_log"' EXIT
+status=0
+python -m pytest -m "not llm" "$@" || status=$?
+wait "$llm_run" || status=$?
+echo "--- the embedded-model tests (pytest --llm -m llm) ---"
+cat "$llm_log"
+exit "$status"

@@ -24,22 +24,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group markers
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Without --llm the tests that call the embedded model are skipped, so the fast suite runs anywhere.
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """A test on the ``local_server`` fixture is an ``llm`` test too, so ``-m llm`` / ``-m "not llm"`` split the suite
+    as scripts/test.sh runs it (the embedded-model tests in one process, one llama.cpp server for them all)."""
+    if "local_server" in getattr(item, "fixturenames", ()) and item.get_closest_marker("llm") is None:
+        item.add_marker(pytest.mark.llm)
 
-    With pytest-xdist (``-n 2 --dist loadgroup``, as scripts/test.sh runs) the embedded-model tests share one worker,
-    so one llama.cpp server serves them all and two never compete for the cores; so do the Ray tests; the rest spread
-    over the workers.
-    """
-    run_llm = config.getoption(LLM_FLAG)
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without --llm the tests that call the embedded model are skipped, so the fast suite runs anywhere."""
+    if config.getoption(LLM_FLAG):
+        return
     skip = pytest.mark.skip(reason=f"calls the embedded model: run with {LLM_FLAG} (scripts/test.sh does)")
     for item in items:
-        fixtures = getattr(item, "fixturenames", ())
-        if item.get_closest_marker("llm") or "local_server" in fixtures:
-            item.add_marker(pytest.mark.xdist_group("embedded-model") if run_llm else skip)
-        elif "ray_session" in fixtures:  # one local Ray (2 CPUs) at a time, set up once per module
-            item.add_marker(pytest.mark.xdist_group("ray"))
+        if item.get_closest_marker("llm"):  # marked, or on the local_server fixture (above)
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -37,7 +37,8 @@ class Reason(Reply):
     reason: str = Field(min_length=1, max_length=400)
 
 
-DESCRIPTION_CHARS = 1000  # the reference asks for "specific and detailed while concise"; the cap keeps a bound
+DESCRIPTION_CHARS = 500  # the reference asks for "specific and detailed while concise"; the cap keeps a proposal
+# (and a critique, below) inside the manager's token budget (manager_max_tokens, 400 by default)
 
 
 class Proposal(Reply):
@@ -52,8 +53,8 @@ class Proposals(Reply):
 class Critique(Reply):
     """The reference's critique reply: an analysis of the wrong case, then the critique."""
 
-    analysis: str = Field(default="", max_length=1200)
-    critique: str = Field(min_length=1, max_length=600)
+    analysis: str = Field(default="", max_length=600)
+    critique: str = Field(min_length=1, max_length=500)
 
 
 def snake_case(name: str) -> str:
