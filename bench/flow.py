@@ -29,11 +29,9 @@ from critiq.mine import CritiQFlow, FlowConfig
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev_pairs.jsonl"
 
 
-def run_once(server: LocalServer, cache_dir: str, pairs: list[Pair], args: argparse.Namespace, run_dir: Path) -> None:
-    cache = RequestCache(cache_dir)
-    manager = LLMClient(server.model_config(max_tokens=400), cache=cache, concurrency=1)
-    worker = LLMClient(server.model_config(max_tokens=128), cache=cache, concurrency=1)
-    config = FlowConfig(
+def flow_config(args: argparse.Namespace) -> FlowConfig:
+    """The flow both benches run: the sizes given on the command line."""
+    return FlowConfig(
         n_criteria=args.criteria,
         iterations=args.iterations,
         kb_candidates=args.kb_candidates,
@@ -41,6 +39,13 @@ def run_once(server: LocalServer, cache_dir: str, pairs: list[Pair], args: argpa
         task=f"{args.domain} answers",
         domains=[args.domain],
     )
+
+
+def run_once(server: LocalServer, cache_dir: str, pairs: list[Pair], args: argparse.Namespace, run_dir: Path) -> None:
+    cache = RequestCache(cache_dir)
+    manager = LLMClient(server.model_config(max_tokens=400), cache=cache, concurrency=1)
+    worker = LLMClient(server.model_config(max_tokens=128), cache=cache, concurrency=1)
+    config = flow_config(args)
     start = time.perf_counter()
     result = CritiQFlow(config, manager=manager, worker=worker).fit(pairs, run_dir=run_dir)
     wall = time.perf_counter() - start
@@ -106,14 +111,7 @@ def simulated(pairs: list[Pair], args: argparse.Namespace, run_dir: Path) -> Non
         return answer
 
     manager, worker = ScriptedClient(respond("manager")), ScriptedClient(respond("worker"))
-    config = FlowConfig(
-        n_criteria=args.criteria,
-        iterations=args.iterations,
-        kb_candidates=args.kb_candidates,
-        use_kb=args.kb_candidates > 0,
-        task=f"{args.domain} answers",
-        domains=[args.domain],
-    )
+    config = flow_config(args)
     start = time.perf_counter()
     CritiQFlow(config, manager=manager, worker=worker).fit(pairs, run_dir=run_dir)  # type: ignore[arg-type]
     wall = time.perf_counter() - start

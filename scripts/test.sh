@@ -7,16 +7,16 @@ bash scripts/setup.sh "local,scorer,ray,datatrove,dev"
 . .venv/bin/activate
 ruff check .
 mypy
-# Two processes on the two cores: the embedded-model tests (marker llm) one after another in one of them, on one
-# llama.cpp server; everything else in the other. (pytest-xdist's --dist loadgroup did not keep its groups on one
-# worker with this pytest, so two llama.cpp servers competed for the cores.) The embedded-model run's output is
-# shown when it ends.
+# The embedded-model tests (marker llm) one after another in one process, on one llama.cpp server; beside it the
+# rest on two pytest-xdist workers (most of them wait on subprocesses and local servers). pytest-xdist's
+# --dist loadgroup kept no group on one worker with this pytest, so two llama.cpp servers competed for the cores.
+# The embedded-model run's output is shown when it ends.
 llm_log=$(mktemp)
 python -m pytest --llm -m llm "$@" >"$llm_log" 2>&1 &
 llm_run=$!
 trap 'kill "$llm_run" 2>/dev/null || true; rm -f "$llm_log"' EXIT
 status=0
-python -m pytest -m "not llm" "$@" || status=$?
+python -m pytest -m "not llm" -n 2 "$@" || status=$?
 wait "$llm_run" || status=$?
 echo "--- the embedded-model tests (pytest --llm -m llm) ---"
 cat "$llm_log"

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from critiq.data.models import Pair
 from critiq.errors import InputError
-from critiq.io import JsonlAppender, write_jsonl
+from critiq.io import JsonlAppender, sync_directory, write_jsonl
 from critiq.lock import OutputLock
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class LabelStore:
         with JsonlAppender(path, flush_every=1) as appender:
             appender.write(row)
         if created:
-            _sync_directory(path.parent)
+            sync_directory(path.parent)
         (self.skipped if skipped else self.labels).append(row)
 
     def remove(self, pair_id: str | None = None) -> dict[str, Any] | None:
@@ -133,17 +133,3 @@ def _check_row(line: str, path: Path, number: int, labelled: bool) -> dict[str, 
     if labelled and pair.preferred is None:
         raise InputError("not a pairs file (a label without preferred)", source=str(path), line=number)
     return row
-
-
-def _sync_directory(directory: Path) -> None:
-    """Make a new file's directory entry durable too."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
