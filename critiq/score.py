@@ -137,7 +137,7 @@ def score_corpus(
     ``out`` is replaced only with ``force``.
     """
     if batch_size <= 0:
-        raise CritiqError("--batch-size must be > 0")
+        raise CritiqError(f"batch_size={batch_size}: must be > 0")
     if max_chars is not None and max_chars <= 0:
         raise CritiqError("--max-chars must be > 0")
     if engine not in ("datasets", "ray"):

@@ -61,7 +61,7 @@ async def annotate(
     out = Path(out)
     with OutputLock(out):  # one process per --out: a second one stops here, before reading or writing
         if out.exists() and out.stat().st_size and not resume:
-            raise CritiqError(f"--out {out}: already exists; pass --resume to continue it or choose another file")
+            raise CritiqError(f"out={out}: already exists; pass resume=True to continue it or choose another file")
         if batch_size is not None:
             sync_every = batch_size
         unit: PairJudge = judge or PerCriterionJudge(worker, criteria, margin=margin, early_stop=early_stop)

@@ -189,7 +189,7 @@ def estimate_annotate(
 ) -> RunEstimate:
     """The cost of `annotate` on ``examples`` (streamed once; ``skip_ids``: already done, as with ``--resume``)."""
     if not criteria:
-        raise CritiqError("--criteria: no criteria")
+        raise CritiqError("no criteria given (criteria=)")
     worker = prompt_worker(config, prompts or Prompts(), swap, seed, mode)
     todo = (e for e in examples if not skip_ids or e.id not in skip_ids)
     sampled, count = _reservoir(todo, sample, seed)

@@ -154,7 +154,7 @@ def _annotate_with_ray(
     from critiq.integrations.ray import init_ray
 
     if out.exists() and out.stat().st_size and not resume:
-        raise CritiqError(f"--out {out}: already exists; pass --resume to continue it or choose another file")
+        raise CritiqError(f"out={out}: already exists; pass resume=True to continue it or choose another file")
     init_ray(address)
     import ray
     import ray.data

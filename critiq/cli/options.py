@@ -51,8 +51,9 @@ _SHARED: dict[str, tuple[Any, Any]] = {
 }
 SCHEMA_MODES = ("auto", "json_schema", "json_object", "none")
 # library errors name parameters (``api_base=``); the command line names the flags that set them
-_PARAMETER = re.compile(r"(?<![\w-])(" + "|".join([*(n for n in _SHARED if n != "no_cache"), "max_row_bytes"]) + r")=")
-_SWITCH = re.compile(r"(?<![\w-])(force)=True")  # a switch: ``force=True`` is ``--force``
+_NAMED = [*(n for n in _SHARED if n != "no_cache"), "max_row_bytes", "out", "criteria", "batch_size"]
+_PARAMETER = re.compile(r"(?<![\w-])(" + "|".join(_NAMED) + r")=")
+_SWITCH = re.compile(r"(?<![\w-])(force|resume)=True")  # a switch: ``force=True`` is ``--force``
 
 
 def as_flags(message: str) -> str:

@@ -22,7 +22,7 @@ class RunDir:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
-            raise CritiqError(f"--out {self.path}: exists and is not a directory")
+            raise CritiqError(f"out={self.path}: exists and is not a directory")
 
     @property
     def state_file(self) -> Path:
