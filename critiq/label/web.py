@@ -82,7 +82,9 @@ def page_path(app: web.Application) -> str:
 
 async def serve(app: web.Application, host: str, port: int, ready: Callable[[str], None]) -> None:
     """Listen on ``host:port`` (0 = any free port), call ``ready(url)``, and serve until cancelled."""
-    runner = web.AppRunner(app, access_log=None)
+    # Ctrl-C stops at once: every answer is saved when it is posted, and an open tab's keep-alive connection would
+    # otherwise hold aiohttp's graceful shutdown for its default 60 s
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     try:

@@ -208,12 +208,15 @@ class StubServer:
         keep_requests: bool = False,
         vary: bool | None = None,
     ) -> None:
-        """Queue ``actions`` and reset the counters; ``delay``/``vary`` change those settings when given."""
-        payload: dict[str, Any] = {"script": actions, "reset_counts": True, "keep_requests": keep_requests}
-        if delay is not None:
-            payload["delay"] = delay
-        if vary is not None:
-            payload["vary"] = vary
+        """Queue ``actions`` and reset the counters; ``delay``/``vary`` hold for this script only, the server's own
+        settings otherwise (so a test on the shared server never inherits what an earlier test set)."""
+        payload: dict[str, Any] = {
+            "script": actions,
+            "reset_counts": True,
+            "keep_requests": keep_requests,
+            "delay": self.delay if delay is None else delay,
+            "vary": self.vary if vary is None else vary,
+        }
         httpx.post(f"http://127.0.0.1:{self.port}/_script", json=payload, timeout=5).raise_for_status()
 
     def stats(self) -> dict[str, Any]:
