@@ -11,8 +11,12 @@ mypy
 # rest on two pytest-xdist workers (most of them wait on subprocesses and local servers). pytest-xdist's
 # --dist loadgroup kept no group on one worker with this pytest, so two llama.cpp servers competed for the cores.
 # The embedded-model run's output is shown when it ends.
+# Bytecode is cached (some shells export PYTHONDONTWRITEBYTECODE=1: then every `critiq` subprocess compiled the
+# package again, and pytest rewrote every test module on each run).
+unset PYTHONDONTWRITEBYTECODE
+# One llama.cpp thread: beside the other workers, two spinning threads wait on each other (4.5x slower at load 7).
 llm_log=$(mktemp)
-python -m pytest --llm -m llm "$@" >"$llm_log" 2>&1 &
+CRITIQ_LOCAL_THREADS=1 python -m pytest --llm -m llm "$@" >"$llm_log" 2>&1 &
 llm_run=$!
 trap 'kill "$llm_run" 2>/dev/null || true; rm -f "$llm_log"' EXIT
 status=0

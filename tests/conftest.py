@@ -59,11 +59,20 @@ def own_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def local_server() -> Iterator[object]:
-    """The embedded SmolLM2-135M on llama.cpp, started once per test session on 127.0.0.1."""
-    from critiq.llm.local import LocalServer
+    """The embedded SmolLM2-135M on llama.cpp, started once per test session on 127.0.0.1; the CLI runs of the tests
+    on it use it too (``CRITIQ_LOCAL_API_BASE``) rather than each starting a server of its own."""
+    from critiq.llm.local import SERVED_VARIABLE, LocalServer
 
     with LocalServer() as server:
-        yield server
+        before = os.environ.get(SERVED_VARIABLE)
+        os.environ[SERVED_VARIABLE] = server.api_base
+        try:
+            yield server
+        finally:
+            if before is None:
+                os.environ.pop(SERVED_VARIABLE, None)
+            else:
+                os.environ[SERVED_VARIABLE] = before
 
 
 @pytest.fixture(scope="session")

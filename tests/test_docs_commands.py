@@ -165,7 +165,8 @@ def _run_doc(markdown: Path, work: Path) -> dict[Path, list[str]]:
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
 @pytest.mark.parametrize("doc", ["README.md", "docs/quickstart.md"])
-def test_the_docs_shell_commands_run_as_written(tmp_path: Path, doc: str) -> None:
+def test_the_docs_shell_commands_run_as_written(tmp_path: Path, doc: str, local_server: object) -> None:
+    """Every command that needs the embedded model uses the session's server (``CRITIQ_LOCAL_API_BASE``)."""
     ran = _run_doc(REPO / doc, tmp_path)
     # the block that takes a run from mine to selection, on the embedded model (a key exported or not)
     folder, commands = next((f, c) for f, c in ran.items() if (f / "runs" / "selected.jsonl").exists())

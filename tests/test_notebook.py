@@ -23,7 +23,8 @@ def _text(outputs: list[dict]) -> str:
 @pytest.mark.llm
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
-def test_quickstart_notebook_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_quickstart_notebook_runs(monkeypatch: pytest.MonkeyPatch, local_server: object) -> None:
+    """On the session's embedded server (its kernel inherits ``CRITIQ_LOCAL_API_BASE``)."""
     nbformat = pytest.importorskip("nbformat", reason="pip install nbformat nbclient ipykernel")
     nbclient = pytest.importorskip("nbclient", reason="pip install nbformat nbclient ipykernel")
     pytest.importorskip("ipykernel", reason="pip install ipykernel")

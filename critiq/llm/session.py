@@ -78,7 +78,7 @@ def open_clients(settings: ModelSettings | None = None) -> Iterator[Clients]:
     never choose one. Before anything is sent each named model is checked (known to litellm, its key set).
     """
     from critiq.llm.client import FormMemory, LLMClient
-    from critiq.llm.local import LOCAL_MODEL, LOCAL_TIMEOUT, LocalServer, exported_keys
+    from critiq.llm.local import LOCAL_MODEL, LOCAL_TIMEOUT, embedded_server, exported_keys
     from critiq.llm.reach import ConnectionBudget
 
     settings = settings or ModelSettings()
@@ -96,7 +96,7 @@ def open_clients(settings: ModelSettings | None = None) -> Iterator[Clients]:
             "(tiny; its criteria are poor — pass --model for real work)",
             f" ({', '.join(exported)} set, unused)" if exported else "",
         )
-        local = LocalServer().start()
+        local = embedded_server()
     elif settings.api_base is not None:
         _check_reachable(settings.api_base)
     try:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from critiq.llm.local import LOCAL_MODEL
+from critiq.llm.local import LOCAL_MODEL, SERVED_VARIABLE
 from critiq.testing.stub_server import StubServer
 from tests.paths import REPO
 from tests.reliability.cli_run import (
@@ -220,6 +220,7 @@ def test_judge_on_the_embedded_model_says_so(work: Path) -> None:
     criteria = json.loads((work / "criteria.json").read_text())[:1]
     (work / "one_criterion.json").write_text(json.dumps(criteria))
     env = env_for(OPENAI_API_KEY="sk-would-bill-you", HOME=str(work / "home"))  # never the shared ~/.cache/critiq
+    env.pop(SERVED_VARIABLE, None)  # the one embedded-model run of the suite that starts its own server, as a user's
     args = judge_args(work, "one.jsonl", "--swap", "none", criteria="one_criterion.json")
     assert_ok(critiq(args, work, env=env, timeout=280))
     record = _annotation(work / "judge.json")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,14 @@ pytestmark = pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A models folder of this module's own, so that ``embedded`` is converted here, not in ~/.cache/critiq."""
-    return tmp_path_factory.mktemp("models")
+    """A models folder of this test session's own, so that ``embedded`` is converted here, not in ~/.cache/critiq:
+    one for all pytest-xdist workers (the conversion takes a lock), so the model is converted once per session."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the workers' basetemps share this parent, which is this session's alone
+    folder = root / "embedded-models"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 @pytest.fixture()

@@ -1,0 +1,57 @@
+"""``CRITIQ_LOCAL_API_BASE``: a run that names no model uses an embedded-model server already running (as
+``critiq serve local`` prints), leaves it running, and refuses an address that does not serve the embedded model;
+``CRITIQ_LOCAL_THREADS`` sets the threads of a server critiq starts."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from critiq.errors import CritiqError
+from critiq.llm.local import SERVED_VARIABLE, THREADS_VARIABLE, LocalServer, embedded_server, local_threads
+from critiq.llm.session import ModelSettings, open_clients
+from critiq.testing.stub_server import StubServer
+
+
+def test_a_running_embedded_server_is_used_and_left_running(local_server: LocalServer) -> None:
+    with open_clients(ModelSettings()) as clients:  # the fixture exported CRITIQ_LOCAL_API_BASE
+        assert clients.local is not None and clients.local.process is None  # attached: no process of its own
+        assert clients.manager.config.api_base == clients.worker.config.api_base == local_server.api_base
+        assert clients.is_embedded(clients.worker)
+    assert httpx.get(f"{local_server.api_base}/models", timeout=5).status_code == 200  # still serving
+
+
+def test_an_address_that_serves_another_model_is_refused(
+    stub_server: StubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SERVED_VARIABLE, stub_server.api_base)
+    with pytest.raises(CritiqError) as error:
+        embedded_server()
+    served = f"{SERVED_VARIABLE}={stub_server.api_base}"
+    assert str(error.value) == f"{served}: it serves ['stub'], not smollm2-135m-instruct"
+
+
+@pytest.mark.parametrize("value", ["http://example.org/v1", "http://127.0.0.1/v1", "http://127.0.0.1:1/api"])
+def test_an_address_that_is_not_a_local_server_is_refused(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SERVED_VARIABLE, value)
+    with pytest.raises(CritiqError, match=f"^{SERVED_VARIABLE}=.*: expected http://127.0.0.1:PORT/v1"):
+        embedded_server()
+
+
+def test_nothing_listening_there_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from critiq.llm.ports import free_port
+
+    address = f"http://127.0.0.1:{free_port()}/v1"
+    monkeypatch.setenv(SERVED_VARIABLE, address)
+    with pytest.raises(CritiqError, match=f"^{SERVED_VARIABLE}={address}: no embedded-model server answers there"):
+        embedded_server()
+
+
+def test_threads_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(THREADS_VARIABLE, "1")
+    assert local_threads() == 1 and LocalServer().threads == 1
+    monkeypatch.setenv(THREADS_VARIABLE, "0")
+    with pytest.raises(CritiqError, match=f"^{THREADS_VARIABLE}=0: expected a whole number"):
+        local_threads()
+    monkeypatch.delenv(THREADS_VARIABLE)
+    assert local_threads() >= 1
