@@ -29,9 +29,9 @@ from typing import Any
 from critiq.annotate import annotate
 from critiq.annotate.early_stop import expected_asked, stopped_vote
 from critiq.data.models import Criterion, Pair
+from critiq.judge.worker import Worker
 from critiq.llm import LLMClient, ModelConfig
 from critiq.llm.client import run_sync
-from critiq.mine.judge import Worker
 from critiq.testing.stub_server import StubServer
 
 WORDS = ["the", "of", "data", "model", "text", "quality", "code", "function", "value", "result", "test", "clear"]

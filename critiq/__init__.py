@@ -33,7 +33,7 @@ _EXPORTS = {
     "CritiQFlow": "critiq.mine.flow",
     "FlowConfig": "critiq.mine.flow",
     "FlowResult": "critiq.mine.result",
-    "Worker": "critiq.mine.judge",
+    "Worker": "critiq.judge.worker",
     "Manager": "critiq.mine.manager",
     "draw_pairs": "critiq.annotate.pairing",
     "KnowledgeBase": "critiq.knowledge.base",

@@ -15,10 +15,10 @@ from pydantic import BaseModel
 
 from critiq.data.loaders import iter_examples, load_pairs
 from critiq.errors import CritiqError
+from critiq.judge.worker import Worker
 from critiq.llm.client import run_sync
 from critiq.llm.session import Clients
 from critiq.mine.flow import CritiQFlow, FlowConfig
-from critiq.mine.judge import Worker
 from critiq.prompts import Prompts
 
 log = logging.getLogger(__name__)

@@ -19,12 +19,13 @@ from pydantic import BaseModel
 from critiq.annotate.early_stop import asking_order, expected_asked
 from critiq.data.models import Criterion, Example, Pair
 from critiq.errors import CritiqError
+from critiq.judge.modes import SwapMode, WorkerMode
+from critiq.judge.worker import Worker
 from critiq.llm.config import ModelConfig
 from critiq.llm.protocol import ChatClient, Completion, Messages
 from critiq.llm.providers import litellm as load_litellm
 from critiq.llm.usage import Usage
 from critiq.mine.config import FlowConfig
-from critiq.mine.judge import SwapMode, Worker, WorkerMode
 from critiq.prompts import Prompts
 
 log = logging.getLogger(__name__)

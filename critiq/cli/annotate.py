@@ -18,9 +18,9 @@ from critiq.cli.display import console, criteria_table, progress_bar
 from critiq.cli.groups import Flags, option_group
 from critiq.cli.options import model_options
 from critiq.errors import CritiqError
+from critiq.judge.modes import SwapMode, WorkerMode
 from critiq.llm.config import ModelConfig
 from critiq.llm.session import ModelSettings
-from critiq.mine.judge import SwapMode, WorkerMode
 from critiq.stats import interval_text, pct
 
 if TYPE_CHECKING:
@@ -141,9 +141,9 @@ def _annotate_command(
     from critiq.annotate.annotator import done_ids
     from critiq.data.criteria import load_criteria
     from critiq.data.loaders import stream_examples
+    from critiq.judge.worker import Worker
     from critiq.llm.client import run_sync
     from critiq.mine.ablation import OVERALL
-    from critiq.mine.judge import Worker
     from critiq.prompts import Prompts
 
     swap = choose("--swap", options.swap, SWAPS)

@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-SwapMode = Literal["random", "both", "none"]
+from critiq.judge.modes import SwapMode
+
 JudgeMode = Literal["per-criterion", "all-in-one"]
 
 # the `critiq mine` flag of each field (a field not listed is `--field-name`)

@@ -23,18 +23,19 @@ from typing import Any, Concatenate, ParamSpec
 
 from critiq.data.models import Criterion, CriterionStats, Example, Judgment, Pair
 from critiq.errors import BudgetExceeded, CritiqError
+from critiq.judge.metrics import criterion_stats, position_bias
+from critiq.judge.modes import SwapMode
+from critiq.judge.vote import majority, vote_matrix, vote_stats, weighted_vote_stats
+from critiq.judge.worker import Worker
 from critiq.llm.protocol import ChatClient
 from critiq.llm.sync import run_sync
 from critiq.llm.usage import Usage
 from critiq.lock import OutputLock
-from critiq.mine.config import FlowConfig, JudgeMode, SwapMode
+from critiq.mine.config import FlowConfig, JudgeMode
 from critiq.mine.evidence import EvidenceFitter, context_window, counter_for
-from critiq.mine.judge import Worker
 from critiq.mine.manager import Manager
-from critiq.mine.metrics import criterion_stats, position_bias
 from critiq.mine.result import FlowResult, write_outputs
 from critiq.mine.state import data_digest, fingerprint, identity_changes, settings_digest
-from critiq.mine.vote import majority, vote_matrix, vote_stats, weighted_vote_stats
 from critiq.prompts import Prompts
 from critiq.rundir.flow import HistoryRow, PositionBias, Retrieval, RunState, Slot, Status
 from critiq.rundir.flow_dir import RunDir

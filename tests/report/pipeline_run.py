@@ -18,11 +18,12 @@ from pydantic import BaseModel
 from critiq.annotate import annotate, draw_pairs
 from critiq.data.loaders import iter_examples, load_pairs
 from critiq.data.models import Point
+from critiq.judge.answers import PairAnswer
+from critiq.judge.worker import Worker
 from critiq.label.storage import LabelStore
 from critiq.llm.client import run_sync
 from critiq.mine import CritiQFlow, FlowConfig
 from critiq.mine.ablation import Ablation
-from critiq.mine.judge import PairAnswer, Worker
 from critiq.mine.manager import Critique, Proposal, Proposals, Reason
 from critiq.report import render_html
 from critiq.rundir import RunState, read_criteria
