@@ -29,8 +29,9 @@ from critiq.judge.vote import majority, vote_stats
 from critiq.judge.worker import Worker
 from critiq.llm.client import LLMClient
 from critiq.llm.usage import Usage
+from critiq.mine.candidates import kb_candidates
 from critiq.mine.config import FlowConfig
-from critiq.mine.flow import CritiQFlow, kb_candidates
+from critiq.mine.flow import CritiQFlow
 from critiq.prompts import Prompts
 from critiq.rundir.ablation import ABLATION_FILE, AblationRow, AblationTable
 from critiq.stats import interval_text, pct

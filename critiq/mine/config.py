@@ -85,6 +85,15 @@ class FlowConfig(BaseModel):
         """Accuracy a final criterion needs."""
         return self.final_threshold if self.final_threshold is not None else self.high
 
+    @property
+    def rounds(self) -> int:
+        """Reflect-and-re-evaluate rounds the flow runs: ``iterations``, none without reflection."""
+        return self.iterations if self.reflection else 0
+
+    def retrieves(self, given: int) -> bool:
+        """Whether the flow retrieves knowledge-base criteria when ``given`` initial criteria are passed."""
+        return self.use_kb and given < self.n_criteria and self.kb_candidates > 0
+
     def results_config(self) -> dict[str, Any]:
         """Settings that change results; part of the resume fingerprint (the prompts are hashed separately)."""
         return self.model_dump(exclude={"prompts_dir"})

@@ -31,6 +31,7 @@ from critiq.llm.protocol import ChatClient
 from critiq.llm.sync import run_sync
 from critiq.llm.usage import Usage
 from critiq.lock import OutputLock
+from critiq.mine.candidates import kb_candidates
 from critiq.mine.config import FlowConfig, JudgeMode
 from critiq.mine.evidence import EvidenceFitter, context_window, counter_for
 from critiq.mine.manager import Manager
@@ -196,7 +197,7 @@ class CritiQFlow:
             state.slots = [Slot(id=i, current=c) for i, c in enumerate(initial)]
             state.step = "iterating"
             self._checkpoint(state, run)
-        last = self.config.iterations if self.config.reflection else 0
+        last = self.config.rounds
         while state.step == "iterating":
             final_round = state.iteration >= last
             if state.phase == "evaluate":
@@ -223,7 +224,7 @@ class CritiQFlow:
     ) -> list[Criterion]:
         n = self.config.n_criteria
         chosen: list[Criterion] = list(self.init_criteria)[:n]
-        if self.config.use_kb and len(chosen) < n and self.config.kb_candidates > 0:
+        if self.config.retrieves(len(chosen)):
             chosen += await self._retrieve(state, train, scout, room=n - len(chosen), taken=chosen)
         missing = n - len(chosen)
         if missing > 0:  # the warm-up feeds the proposals: skipped when every slot is given or retrieved
@@ -520,18 +521,6 @@ class CritiQFlow:
     def _tick(self, stage: str, done: int, total: int) -> None:
         if self.progress is not None:
             self.progress(stage, done, total)
-
-
-def kb_candidates(
-    config: FlowConfig, examples: Sequence[Example], exclude: set[str] | None = None
-) -> tuple[int, list[Criterion]]:
-    """The knowledge base's size and the ``kb_candidates`` criteria the prefilter picks for ``examples``."""
-    from critiq.knowledge import KnowledgeBase
-    from critiq.knowledge.retrieval import prefilter
-
-    kb = KnowledgeBase.load(config.kb_path)
-    picked = prefilter(kb, examples, domains=config.domains or None, description=config.task, cap=config.kb_candidates)
-    return len(kb), [e.to_criterion() for e in picked if e.name not in (exclude or set())]
 
 
 def _none(example_id: str, name: str) -> Judgment:
