@@ -62,7 +62,8 @@ def run_demo(
     from critiq.llm.usage import Usage
     from critiq.rundir.annotation import record_annotation
     from critiq.rundir.selection import record_selection
-    from critiq.score import score_corpus, select_file
+    from critiq.score.corpus import score_corpus
+    from critiq.score.selection import select_file
     from critiq.scorer import make_scorer
 
     settings = settings or DemoSettings()

@@ -30,7 +30,8 @@ from critiq.rundir import RunState, read_criteria
 from critiq.rundir.annotation import record_annotation
 from critiq.rundir.save import save
 from critiq.rundir.selection import record_selection
-from critiq.score import score_corpus, select_file
+from critiq.score.corpus import score_corpus
+from critiq.score.selection import select_file
 from critiq.scorer import make_scorer
 from tests.fakes import ScriptedClient, user_text
 from tests.paths import EXAMPLES
