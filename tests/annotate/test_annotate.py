@@ -26,7 +26,7 @@ from critiq.llm.config import ModelConfig
 from critiq.llm.local import KEY_VARIABLES
 from critiq.llm.usage import Usage
 from critiq.scorer import NgramScorer
-from critiq.testing.stub_server import StubServer
+from tests.fakes.stub_server import StubServer
 from tests.paths import EXAMPLES
 
 pytestmark = pytest.mark.timeout(300)

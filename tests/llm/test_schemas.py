@@ -23,8 +23,8 @@ from critiq.llm.structured import (
     sent_schema,
     with_schema_hint,
 )
-from critiq.testing.answers import schema_in_prompt
-from critiq.testing.openai_server import Refusal, check_strict_schema
+from tests.fakes.answers import schema_in_prompt
+from tests.fakes.openai_server import Refusal, check_strict_schema
 
 
 def _all_reply_schemas() -> list[type[Reply]]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from critiq.testing.stub_server import StubServer, free_port
+from tests.fakes.stub_server import StubServer, free_port
 from tests.reliability.cli_run import (
     CRITERIA,
     assert_ok,
