@@ -48,10 +48,10 @@ def scripted(monkeypatch: pytest.MonkeyPatch) -> ScriptedClient:
     client = ScriptedClient(answer)
 
     @contextmanager
-    def worker_client(backend: str, settings: Any) -> Iterator[ScriptedClient]:
+    def worker_client(settings: Any, backend: str) -> Iterator[ScriptedClient]:
         yield client
 
-    monkeypatch.setattr("critiq.cli.annotate._worker_client", worker_client)
+    monkeypatch.setattr("critiq.cli.annotate.open_worker", worker_client)
     return client
 
 
