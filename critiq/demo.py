@@ -15,10 +15,10 @@ from pydantic import BaseModel
 
 from critiq.data.loaders import iter_examples, load_pairs
 from critiq.errors import CritiqError
+from critiq.judge.worker import Worker
 from critiq.llm.client import run_sync
 from critiq.llm.session import Clients
 from critiq.mine.flow import CritiQFlow, FlowConfig
-from critiq.mine.judge import Worker
 from critiq.prompts import Prompts
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,8 @@ def run_demo(
     from critiq.llm.usage import Usage
     from critiq.rundir.annotation import record_annotation
     from critiq.rundir.selection import record_selection
-    from critiq.score import score_corpus, select_file
+    from critiq.score.corpus import score_corpus
+    from critiq.score.selection import select_file
     from critiq.scorer import make_scorer
 
     settings = settings or DemoSettings()

@@ -11,7 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from critiq.errors import CritiqError, InputError
-from critiq.score import read_scored, score_corpus, select_file
+from critiq.score.corpus import score_corpus
+from critiq.score.scored import read_scored
+from critiq.score.selection import select_file
 from critiq.scorer import NgramScorer, Scorer
 
 WORDS = [f"tok{i}" for i in range(200)]
@@ -184,7 +186,7 @@ def test_ray_engine_refuses_a_single_file_and_skip(
 def test_ray_udf_in_a_user_pipeline(ray_session: None, scorer_dir: Path, records: list[dict[str, object]]) -> None:
     import ray.data
 
-    from critiq.integrations.ray import ScorerUDF
+    from critiq.score.ray import ScorerUDF
 
     dataset = ray.data.from_items(records[:40])
     scored = dataset.map_batches(

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from critiq.annotate.config import BACKENDS, ENGINES, MODES, SWAPS, AnnotateConfig, flag_of
 from critiq.cli.app import app
 from critiq.cli.choices import choose
 from critiq.cli.data_options import DATA_HELP, DataOptions, data_options
@@ -18,89 +18,46 @@ from critiq.cli.display import console, criteria_table, progress_bar
 from critiq.cli.groups import Flags, option_group
 from critiq.cli.options import model_options
 from critiq.errors import CritiqError
-from critiq.llm.config import ModelConfig
-from critiq.llm.session import ModelSettings
-from critiq.mine.judge import SwapMode, WorkerMode
+from critiq.llm.session import ModelSettings, open_worker, role_config
 from critiq.stats import interval_text, pct
 
 if TYPE_CHECKING:
     from critiq.annotate import AnnotationSummary
-    from critiq.annotate.estimate import RunEstimate
     from critiq.data.models import Criterion, Example
+    from critiq.judge.cost import RunEstimate
     from critiq.llm.usage import Usage
 
-EARLY_STOP_HELP = "ask criteria most accurate first and stop once the vote cannot change (same labels)"
+_FIELDS = AnnotateConfig.model_fields
 DRY_RUN_HELP = "print the requests, tokens and price the run would take, and send nothing"
-JUDGE_HELP = (
-    "per-criterion (one request per criterion) | all-in-one (one request answering every criterion) | "
-    "overall (the criterion-free baseline: which text is better overall; --criteria is not read)"
-)
-SWAPS: tuple[SwapMode, ...] = ("random", "both", "none")
-MODES: tuple[WorkerMode, ...] = ("per-criterion", "all-in-one", "overall")
 
 
-@contextmanager
-def _worker_client(backend: str, settings: ModelSettings) -> Iterator[Any]:
-    """The workers' client: any server or provider over HTTP, or vLLM offline batch on a local GPU."""
-    if backend == "vllm-offline":
-        from critiq.llm.cache import RequestCache
-        from critiq.llm.vllm_offline import VLLMOfflineClient
+def _flag(field: str, *names: str, **options: Any) -> Any:
+    """The typer option of an :class:`AnnotateConfig` field: its flag and its description as help."""
+    return typer.Option(*(names or (flag_of(field),)), help=_FIELDS[field].description, **options)
 
-        if not settings.model:
-            raise CritiqError("--backend vllm-offline needs --model (a Hugging Face model name or path)")
-        cache = RequestCache(settings.cache_dir) if settings.cache_dir else None
-        yield VLLMOfflineClient(settings.model, cache=cache, max_tokens=settings.worker_max_tokens)
-        return
-    from critiq.llm.session import open_clients
 
-    with open_clients(settings) as clients:
-        yield clients.worker
+def _default(field: str) -> Any:
+    return _FIELDS[field].get_default(call_default_factory=True)
 
 
 @dataclass
 class AnnotateOptions:
-    """The flags of `judge` and `annotate` beyond the shared model flags."""
+    """What `judge` and `annotate` receive beyond the shared model flags: the run's :class:`AnnotateConfig` (its
+    choices still as typed) and the command's own switches."""
 
-    margin: int = 0
-    swap: str = "random"
-    judge: str = "per-criterion"
+    values: dict[str, Any] = field(default_factory=dict)  # AnnotateConfig fields as the flags gave them
     resume: bool = False
-    max_chars: int | None = None
-    corpus: bool = False
-    max_pairs: int | None = None
-    length_matched: bool = False
-    seed: int = 0
-    language: str = "en"
-    text_field: str = "text"
-    early_stop: bool = True
     dry_run: bool = False
-    backend: str = "http"
-    engine: str = "local"
-    ray_address: str | None = None
-    ray_workers: int | None = None
     data: DataOptions = field(default_factory=DataOptions)
-    shards: str | None = None
-    shard_rows: int | None = None
     record: str = "annotate.json"  # the run's record beside --out (`critiq judge` writes judge.json)
 
-
-def role_config(settings: ModelSettings, role: str = "worker") -> ModelConfig:
-    """The worker's or manager's model as the flags name it, without starting anything (dry runs, Ray workers)."""
-    from critiq.llm.local import LOCAL_MODEL
-
-    model = (settings.worker_model if role == "worker" else settings.manager_model) or settings.model
-    max_tokens = settings.worker_max_tokens if role == "worker" else settings.manager_max_tokens
-    if model is None:  # no model named: the embedded one, whatever keys are exported (as open_clients)
-        return ModelConfig(model=LOCAL_MODEL, api_base="embedded llama.cpp", max_tokens=max_tokens)
-    return ModelConfig(
-        model=model,
-        api_base=settings.api_base,
-        api_key_env=settings.api_key_env,
-        timeout=settings.timeout,
-        max_tokens=max_tokens,
-        temperature=settings.temperature,
-        schema_mode=settings.schema_mode,
-    )
+    def config(self) -> AnnotateConfig:
+        """The flags as an :class:`AnnotateConfig`; a choice that is none of its values is one line naming its flag."""
+        values = dict(self.values)
+        for name, choices in (("swap", SWAPS), ("judge", MODES), ("backend", BACKENDS), ("engine", ENGINES)):
+            if name in values:
+                values[name] = choose(flag_of(name), values[name], choices)
+        return AnnotateConfig(**values)
 
 
 def print_estimate(run: RunEstimate) -> None:
@@ -141,27 +98,24 @@ def _annotate_command(
     from critiq.annotate.annotator import done_ids
     from critiq.data.criteria import load_criteria
     from critiq.data.loaders import stream_examples
+    from critiq.judge.worker import Worker
     from critiq.llm.client import run_sync
     from critiq.mine.ablation import OVERALL
-    from critiq.mine.judge import Worker
     from critiq.prompts import Prompts
 
-    swap = choose("--swap", options.swap, SWAPS)
-    mode = choose("--judge", options.judge, MODES)
-    choose("--backend", options.backend, ("http", "vllm-offline"))
-    choose("--engine", options.engine, ("local", "ray"))
-    criteria = [OVERALL] if mode == "overall" else load_criteria(criteria_path)
-    # one request answers every criterion (all-in-one) or none is asked (overall): nothing to stop early
-    early_stop = options.early_stop and mode == "per-criterion"
-    max_chars, text_field = options.max_chars, options.text_field
+    config = options.config()
+    criteria = [OVERALL] if config.judge == "overall" else load_criteria(criteria_path)
+    early_stop = config.stops_early
     # a local input is checked whole before anything is written, then streamed; a remote one is checked as it streams
-    _, examples = stream_examples(options.data.source(input_path), max_chars=max_chars, text_field=text_field)
-    if options.corpus:
+    _, examples = stream_examples(
+        options.data.source(input_path), max_chars=config.max_chars, text_field=config.text_field
+    )
+    if config.corpus:
         examples = draw_pairs(
             examples,
-            seed=options.seed,
-            length_matched=options.length_matched,
-            max_pairs=options.max_pairs,
+            seed=config.seed,
+            length_matched=config.length_matched,
+            max_pairs=config.max_pairs,
         )
     if options.dry_run:
         from critiq.annotate.estimate import estimate_annotate
@@ -170,24 +124,26 @@ def _annotate_command(
             examples,
             criteria,
             role_config(settings),
-            prompts=Prompts(options.language),
-            swap=swap,
-            seed=options.seed,
-            margin=options.margin,
+            prompts=Prompts(config.language),
+            swap=config.swap,
+            seed=config.seed,
+            margin=config.margin,
             early_stop=early_stop,
-            mode=mode,
+            mode=config.judge,
             skip_ids=done_ids(out) if options.resume else None,
         )
         print_estimate(run)
         return
-    if options.engine == "ray":
-        summary = _annotate_on_ray(examples, criteria, out, settings, replace(options, early_stop=early_stop))
+    if config.engine == "ray":
+        summary = _annotate_on_ray(examples, criteria, out, settings, config, options.resume)
         _record(out, summary, None, role_config(settings).model, None, options.record)
         _print_summary(summary, criteria, out, None)
-        _write_shards(summary, input_path, criteria, out, settings, options)
+        _write_shards(summary, input_path, criteria, out, settings, config)
         return
-    with _worker_client(options.backend, settings) as client, progress_bar() as update:
-        worker = Worker(client, Prompts(options.language), swap=swap, seed=options.seed, mode=mode)
+    if config.backend == "vllm-offline" and not settings.model:
+        raise CritiqError("--backend vllm-offline needs --model (a Hugging Face model name or path)")
+    with open_worker(settings, config.backend) as client, progress_bar() as update:
+        worker = Worker(client, Prompts(config.language), swap=config.swap, seed=config.seed, mode=config.judge)
         # the offline engine batches what is pending: give it a batch's worth of pairs at a time
         concurrency = int(getattr(client, "batch_size", settings.concurrency))
         summary = run_sync(
@@ -196,17 +152,17 @@ def _annotate_command(
                 criteria,
                 worker,
                 out,
-                margin=options.margin,
+                margin=config.margin,
                 resume=options.resume,
                 early_stop=early_stop,
                 concurrency=concurrency,
-                progress=lambda n: update("annotate", n, max(n, options.max_pairs or n)),
+                progress=lambda n: update("annotate", n, max(n, config.max_pairs or n)),
             )
         )
-    embedded = options.backend == "http" and (settings.worker_model or settings.model) is None  # no model named
+    embedded = config.backend == "http" and (settings.worker_model or settings.model) is None  # no model named
     _record(out, summary, client.usage, client.config.model, _form(client), options.record, embedded)
     _print_summary(summary, criteria, out, client.usage)
-    _write_shards(summary, input_path, criteria, out, settings, options)
+    _write_shards(summary, input_path, criteria, out, settings, config)
 
 
 def _form(client: Any) -> str | None:
@@ -243,7 +199,7 @@ def _write_shards(
     criteria: list[Criterion],
     out: Path,
     settings: ModelSettings,
-    options: AnnotateOptions,
+    options: AnnotateConfig,
 ) -> None:
     """``--shards DIR``: the finished records (the JSONL file stays the resumable record) as Hub-layout shards."""
     if not options.shards:
@@ -258,36 +214,28 @@ def _write_shards(
 
 
 def _annotate_on_ray(
-    examples: Iterable[Example], criteria: list[Criterion], out: Path, settings: ModelSettings, options: AnnotateOptions
+    examples: Iterable[Example],
+    criteria: list[Criterion],
+    out: Path,
+    settings: ModelSettings,
+    config: AnnotateConfig,
+    resume: bool,
 ) -> AnnotationSummary:
     from critiq.annotate.ray_job import RayAnnotateConfig, annotate_with_ray
 
-    if options.backend != "http":
+    if config.backend != "http":
         raise CritiqError("--engine ray talks to a server: use --backend http (the default)")
     if settings.api_base is None or not (settings.worker_model or settings.model):
         raise CritiqError("--engine ray needs --model and --api-base (every Ray worker talks to that server)")
-    job = RayAnnotateConfig(
-        model=role_config(settings),
-        concurrency=settings.concurrency,
-        max_retries=settings.max_retries,
-        cache_dir=str(settings.cache_dir) if settings.cache_dir else None,
-        max_requests=settings.max_requests,
-        max_cost=settings.max_cost,
-        swap=choose("--swap", options.swap, SWAPS),
-        mode=choose("--judge", options.judge, MODES),
-        seed=options.seed,
-        language=options.language,
-        margin=options.margin,
-        early_stop=options.early_stop,
-    )
+    job = RayAnnotateConfig(settings=settings, annotate=config)
     return annotate_with_ray(
         examples,
         criteria,
         out,
         job,
-        resume=options.resume,
-        workers=options.ray_workers,
-        address=options.ray_address,
+        resume=resume,
+        workers=config.ray_workers,
+        address=config.ray_address,
     )
 
 
@@ -313,16 +261,23 @@ def _print_summary(summary: AnnotationSummary, criteria: list[Criterion], out: P
 
 
 _RUN_FLAGS: Flags = {
-    "margin": (Annotated[int, typer.Option(min=0, help="votes one side needs beyond the other")], 0),
-    "swap": (Annotated[str, typer.Option(help="order of the two texts: random | both | none")], "random"),
-    "judge": (Annotated[str, typer.Option(help=JUDGE_HELP)], "per-criterion"),
+    "margin": (Annotated[int, _flag("margin", min=0)], _default("margin")),
+    "swap": (Annotated[str, _flag("swap")], _default("swap")),
+    "judge": (Annotated[str, _flag("judge")], _default("judge")),
     "resume": (Annotated[bool, typer.Option("--resume", help="skip ids already in --out")], False),
-    "max_chars": (Annotated[int | None, typer.Option(min=1)], None),
-    "language": (Annotated[str, typer.Option()], "en"),
-    "seed": (Annotated[int, typer.Option()], 0),
+    "max_chars": (Annotated[int | None, _flag("max_chars", min=1)], None),
+    "language": (Annotated[str, _flag("language")], _default("language")),
+    "seed": (Annotated[int, _flag("seed")], _default("seed")),
     "dry_run": (Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)], False),
 }
-run_options = option_group("run", _RUN_FLAGS, lambda values: AnnotateOptions(**values))
+
+
+def _run_options(values: dict[str, Any]) -> AnnotateOptions:
+    resume, dry_run = values.pop("resume"), values.pop("dry_run")
+    return AnnotateOptions(values=values, resume=resume, dry_run=dry_run)
+
+
+run_options = option_group("run", _RUN_FLAGS, _run_options)
 """The flags `judge` and `annotate` share; the command receives them as ``run: AnnotateOptions``."""
 
 
@@ -334,7 +289,7 @@ def judge(
     pairs: Annotated[str, typer.Argument(help=f"pairs or points to judge: {DATA_HELP}")],
     criteria: Annotated[Path, typer.Option(help="criteria.json from `critiq mine`, or your own")],
     out: Annotated[Path, typer.Option(help="judgments (jsonl)")],
-    early_stop: Annotated[bool, typer.Option(help=EARLY_STOP_HELP)] = False,
+    early_stop: Annotated[bool, _flag("early_stop", "--early-stop/--no-early-stop")] = False,
     settings: ModelSettings = ModelSettings(),
     data: DataOptions = DataOptions(),
     run: AnnotateOptions = AnnotateOptions(),
@@ -342,7 +297,7 @@ def judge(
     """Judge pairs against criteria; with human labels, report each criterion's and the vote's accuracy."""
     from critiq.rundir.annotation import JUDGE_FILE
 
-    options = replace(run, early_stop=early_stop, data=data, record=JUDGE_FILE)
+    options = replace(run, values={**run.values, "early_stop": early_stop}, data=data, record=JUDGE_FILE)
     _annotate_command(pairs, criteria, out, settings, options)
 
 
@@ -354,35 +309,36 @@ def annotate(
     input: Annotated[str, typer.Argument(help=f"pairs, or an unlabeled corpus with --corpus: {DATA_HELP}")],
     criteria: Annotated[Path, typer.Option(help="criteria.json from `critiq mine`")],
     out: Annotated[Path, typer.Option(help="labelled pairs (jsonl), appended as they finish")],
-    corpus: Annotated[bool, typer.Option("--corpus", help="INPUT is unlabeled documents: draw pairs from it")] = False,
-    max_pairs: Annotated[int | None, typer.Option(min=1, help="pairs to draw from the corpus")] = None,
-    length_matched: Annotated[bool, typer.Option(help="pair documents of similar length")] = True,
-    text_field: Annotated[str, typer.Option(help="text field of the corpus")] = "text",
-    backend: Annotated[str, typer.Option(help="http (any server/provider) | vllm-offline (local GPU batch)")] = "http",
-    early_stop: Annotated[bool, typer.Option(help=EARLY_STOP_HELP)] = True,
-    engine: Annotated[str, typer.Option(help="local (one process) | ray (a Ray Data job; needs --api-base)")] = "local",
-    ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (engine ray)")] = None,
-    ray_workers: Annotated[int | None, typer.Option(min=1, help="Ray workers (engine ray; default: CPUs − 1)")] = None,
-    shards: Annotated[str | None, typer.Option(help="also write the records as Parquet shards in Hub layout")] = None,
-    shard_rows: Annotated[int | None, typer.Option(min=1, help="rows per shard (default 100000)")] = None,
+    corpus: Annotated[bool, _flag("corpus", "--corpus")] = _default("corpus"),
+    max_pairs: Annotated[int | None, _flag("max_pairs", min=1)] = None,
+    length_matched: Annotated[bool, _flag("length_matched", "--length-matched/--no-length-matched")] = _default(
+        "length_matched"
+    ),
+    text_field: Annotated[str, _flag("text_field")] = _default("text_field"),
+    backend: Annotated[str, _flag("backend")] = _default("backend"),
+    early_stop: Annotated[bool, _flag("early_stop", "--early-stop/--no-early-stop")] = _default("early_stop"),
+    engine: Annotated[str, _flag("engine")] = _default("engine"),
+    ray_address: Annotated[str | None, _flag("ray_address")] = None,
+    ray_workers: Annotated[int | None, _flag("ray_workers", min=1)] = None,
+    shards: Annotated[str | None, _flag("shards")] = None,
+    shard_rows: Annotated[int | None, _flag("shard_rows", min=1)] = None,
     settings: ModelSettings = ModelSettings(),
     data: DataOptions = DataOptions(),
     run: AnnotateOptions = AnnotateOptions(),
 ) -> None:
     """Label many pairs with the workers and the final criteria (majority vote)."""
-    options = replace(
-        run,
-        corpus=corpus,
-        max_pairs=max_pairs,
-        length_matched=length_matched,
-        text_field=text_field,
-        early_stop=early_stop,
-        backend=backend,
-        engine=engine,
-        ray_address=ray_address,
-        ray_workers=ray_workers,
-        data=data,
-        shards=shards,
-        shard_rows=shard_rows,
-    )
+    own = {
+        "corpus": corpus,
+        "max_pairs": max_pairs,
+        "length_matched": length_matched,
+        "text_field": text_field,
+        "early_stop": early_stop,
+        "backend": backend,
+        "engine": engine,
+        "ray_address": ray_address,
+        "ray_workers": ray_workers,
+        "shards": shards,
+        "shard_rows": shard_rows,
+    }
+    options = replace(run, values={**run.values, **own}, data=data)
     _annotate_command(input, criteria, out, settings, options)

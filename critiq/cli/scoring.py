@@ -87,7 +87,7 @@ def score(
     data: DataOptions = DataOptions(),
 ) -> None:
     """Score every document of a corpus (streaming) into a Parquet file, or shards in Hub layout with a card."""
-    from critiq.score import Engine, score_corpus
+    from critiq.score.corpus import Engine, score_corpus
 
     engines: tuple[Engine, ...] = ("datasets", "ray")
     summary = score_corpus(
@@ -119,7 +119,7 @@ def select_command(
     force: Annotated[bool, typer.Option("--force", help="replace an existing --out")] = False,
 ) -> None:
     """Select the best part of a scored corpus: top-k, or Gumbel top-k sampling with a temperature."""
-    from critiq.score import select_file
+    from critiq.score.selection import select_file
 
     summary = select_file(
         scored,

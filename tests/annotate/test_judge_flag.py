@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from critiq.cli.main import app
 from critiq.data.models import Criterion, Pair
+from critiq.judge.answers import PairAnswer, PairChoice, field_name
 from critiq.llm.local import LOCAL_MODEL
-from critiq.mine.judge import PairAnswer, PairChoice, field_name
 from critiq.testing import ScriptedClient
 from critiq.testing.scripted import user_text
 
@@ -48,10 +48,10 @@ def scripted(monkeypatch: pytest.MonkeyPatch) -> ScriptedClient:
     client = ScriptedClient(answer)
 
     @contextmanager
-    def worker_client(backend: str, settings: Any) -> Iterator[ScriptedClient]:
+    def worker_client(settings: Any, backend: str) -> Iterator[ScriptedClient]:
         yield client
 
-    monkeypatch.setattr("critiq.cli.annotate._worker_client", worker_client)
+    monkeypatch.setattr("critiq.cli.annotate.open_worker", worker_client)
     return client
 
 

@@ -10,7 +10,7 @@ import pytest
 from critiq.errors import CritiqError
 from critiq.llm.local import SERVED_VARIABLE, THREADS_VARIABLE, LocalServer, embedded_server, local_threads
 from critiq.llm.session import ModelSettings, open_clients
-from critiq.testing.stub_server import StubServer
+from tests.fakes.stub_server import StubServer
 
 
 def test_a_running_embedded_server_is_used_and_left_running(local_server: LocalServer) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from critiq.llm.local import LOCAL_MODEL, SERVED_VARIABLE
-from critiq.testing.stub_server import StubServer
+from tests.fakes.stub_server import StubServer
 from tests.paths import REPO
 from tests.reliability.cli_run import (
     assert_ok,
@@ -136,8 +136,7 @@ def test_exported_key_and_no_model_is_the_embedded_model(work: Path) -> None:
 
 
 def test_role_config_ignores_exported_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    from critiq.cli.annotate import role_config
-    from critiq.llm.session import ModelSettings
+    from critiq.llm.session import ModelSettings, role_config
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-would-bill-you")
     assert role_config(ModelSettings(), "manager").model == LOCAL_MODEL

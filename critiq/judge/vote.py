@@ -7,12 +7,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from critiq.data.models import CriterionStats
-from critiq.mine.metrics import agreement
+from critiq.judge.metrics import agreement
 
-_SIGN = {"A": 1, "B": -1, "none": 0}
+_SIGN = {"A": 1, "B": -1, "none": 0, None: 0}
 
 
-def majority(verdicts: Sequence[str], margin: int = 0) -> str | None:
+def majority(verdicts: Sequence[str | None], margin: int = 0) -> str | None:
     """``A`` or ``B`` when that side has more than ``margin`` votes over the other; a tie gives no label."""
     a = sum(v == "A" for v in verdicts)
     b = sum(v == "B" for v in verdicts)
@@ -23,13 +23,13 @@ def majority(verdicts: Sequence[str], margin: int = 0) -> str | None:
     return None
 
 
-def vote_matrix(rows: Sequence[Sequence[str]]) -> np.ndarray:
-    """Verdicts as +1 (A), -1 (B), 0 (none): one row per example, one column per criterion."""
+def vote_matrix(rows: Sequence[Sequence[str | None]]) -> np.ndarray:
+    """Verdicts as +1 (A), -1 (B), 0 (none, or a failed request): one row per example, one column per criterion."""
     return np.array([[_SIGN[v] for v in row] for row in rows], dtype=np.float32).reshape(len(rows), -1)
 
 
 def vote_stats(predicted: Sequence[str | None], gold: Sequence[str]) -> CriterionStats:
-    """The vote's :func:`~critiq.mine.metrics.agreement`: a tie (no label) counts as wrong in ``accuracy``, as in the
+    """The vote's :func:`~critiq.judge.metrics.agreement`: a tie (no label) counts as wrong in ``accuracy``, as in the
     reference; ``decided_accuracy`` is over the examples that got a label."""
     decided = [(p, g) for p, g in zip(predicted, gold, strict=True) if p is not None]
     correct = sum(p == g for p, g in decided)
