@@ -174,10 +174,10 @@ class Featurizer:
         tok_hi = np.flatnonzero(tok_end) + 1
         bounds = np.zeros(n + 1, dtype=np.int64)  # doc i is raw[bounds[i]:bounds[i + 1]], its separator first
         np.cumsum(byte_lens + 1, out=bounds[1:])
-        pos_doc = np.repeat(np.arange(n, dtype=np.int32), byte_lens + 1)
         wide = n * self.n_hashed >= 2**32  # a key (document, column) fits in 32 bits unless the chunk is huge
         key_type = np.uint64 if wide else np.uint32
-        doc_key = pos_doc.astype(key_type) * key_type(self.n_hashed)  # the key of column 0 of each byte's document
+        doc_base = np.arange(n, dtype=key_type) * key_type(self.n_hashed)  # the key of each document's column 0
+        doc_key = np.repeat(doc_base, byte_lens + 1)  # ... of each byte's document
         tok_key = doc_key[tok_lo]
         tok_hash = (prefix[tok_hi] - prefix[tok_lo]) * ppow[tok_hi - 1]
 
@@ -201,24 +201,22 @@ class Featurizer:
 
         unique, counts = _count(np.concatenate(keys))
         values = np.log1p(counts)
-        unique_tokens = np.zeros(n, dtype=np.float64)
-        # a key is (document · families + family) · 2**bits + bucket: sorted keys run in (document, family) segments
-        segment = (unique >> key_type(self.bits)).astype(np.intp)
-        u_rows = (segment // self.n_families).astype(np.int32)
-        u_cols = (unique - u_rows.astype(key_type) * key_type(self.n_hashed)).astype(np.int32)
-        if len(values):
-            change = np.empty(len(segment), dtype=bool)
-            change[0] = True
-            np.not_equal(segment[1:], segment[:-1], out=change[1:])
-            seg_starts = np.flatnonzero(change)
-            seg_ids = segment[seg_starts]
-            seg_len = np.diff(seg_starts, append=len(segment))
-            # summed in float64 in entry order (np.bincount), as the scorers already trained were
-            norms = np.sqrt(np.bincount(segment, weights=values * values, minlength=n * self.n_families))
-            scale = norms[seg_ids] * np.sqrt(self.n_families)
-            np.divide(values, np.repeat(scale, seg_len), out=values)
-            unigram = seg_ids % self.n_families == 0
-            unique_tokens[seg_ids[unigram] // self.n_families] = seg_len[unigram]
+        # a key is (document · families + family) · 2**bits + bucket: the sorted keys run in (document, family)
+        # segments, found by binary search for each segment's first key
+        segment_keys = np.arange(n * self.n_families + 1, dtype=key_type) << key_type(self.bits)
+        seg_bounds = np.searchsorted(unique, segment_keys)
+        seg_len = np.diff(seg_bounds)
+        per_doc = seg_len.reshape(n, self.n_families).sum(axis=1)
+        u_rows = np.repeat(np.arange(n, dtype=np.int32), per_doc)
+        u_cols = (unique - np.repeat(doc_base, per_doc)).astype(np.int32)
+        unique_tokens = seg_len[:: self.n_families].astype(np.float64)  # distinct word tokens of each document
+        filled = seg_len > 0
+        if filled.any():
+            # Σ log1p(count)² per segment in float64, exact in any order (so as np.bincount summed it for the scorers
+            # already trained): each term is a float32 ≥ 2**-2, a multiple of 2**-25, and a sum below 2**28 is exact
+            norms = np.sqrt(np.add.reduceat(values * values, seg_bounds[:-1][filled], dtype=np.float64))
+            scale = norms * np.sqrt(self.n_families)
+            np.divide(values, np.repeat(scale, seg_len[filled]), out=values)
 
         tokens = np.diff(np.searchsorted(tok_lo, bounds)).astype(np.float64)
         classes = {"space": is_space, "punct": is_punct, "digit": is_digit, "upper": upper, "non_ascii": non_ascii}
@@ -278,9 +276,10 @@ def _dense(
     document by one ``np.add.reduceat`` over the documents' byte ranges (none is empty: each has its separator)."""
     body = len(raw) - 1  # the closing separator belongs to no document
     starts = bounds[:-1]
+    count_type = np.int32 if body < 2**31 else np.int64  # int32 sums: twice as fast
 
     def per_doc(mask: np.ndarray) -> np.ndarray:
-        counted: np.ndarray = np.add.reduceat(mask[:body].view(np.uint8), starts, dtype=np.int64).astype(np.float64)
+        counted: np.ndarray = np.add.reduceat(mask[:body], starts, dtype=count_type).astype(np.float64)
         return counted
 
     newlines = per_doc(raw == 10)
