@@ -136,7 +136,8 @@ class Featurizer:
 
     def _bucket(self, hashes: np.ndarray, family: int) -> np.ndarray:
         """The columns (uint32) of ``hashes`` in ``family``'s block of ``2**bits`` buckets."""
-        mixed: np.ndarray = (hashes ^ _SALTS[family]) * _MIX
+        mixed: np.ndarray = np.bitwise_xor(hashes, _SALTS[family])  # the one new array: the rest is in place
+        mixed *= _MIX
         mixed ^= mixed >> np.uint32(15)
         mixed *= _MIX
         mixed >>= np.uint32(32 - self.bits)
