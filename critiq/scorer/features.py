@@ -183,22 +183,23 @@ class Featurizer:
         tok_hash = (prefix[tok_hi] - prefix[tok_lo]) * ppow[tok_hi - 1]
 
         keys = [tok_key + self._bucket(tok_hash, 0)]
-        same_doc = tok_key[1:] == tok_key[:-1]
-        bigram = np.compress(same_doc, tok_hash[:-1]) * _P + (np.compress(same_doc, tok_hash[1:]) ^ _SALTS[-1])
-        keys.append(np.compress(same_doc, tok_key[1:]) + self._bucket(bigram, 1))
+        same_doc = tok_key[1:] == tok_key[:-1]  # bigrams of every two neighbours, then those within a document
+        bigram = tok_hash[:-1] * _P + (tok_hash[1:] ^ _SALTS[-1])
+        keys.append(np.compress(same_doc, tok_key[1:] + self._bucket(bigram, 1)))
 
         for family, size in enumerate(self.char_ngrams, start=2):
             count = length - size + 1  # n-grams starting at 0 .. length - size: slices, no index arrays
             if count <= 0:
                 continue
-            # keep n-grams with no whitespace inside (ends may be spaces: word boundaries)
-            keep = ~(is_space[:count] & is_space[size - 1 : size - 1 + count])
+            # keep n-grams with no whitespace inside (ends may be spaces: word boundaries); the keys of every
+            # n-gram are made, then those kept: one compress, not one per array
+            drop = is_space[:count] & is_space[size - 1 : size - 1 + count]
             for inner in range(1, size - 1):
-                keep &= ~is_space[inner : inner + count]
+                drop |= is_space[inner : inner + count]
             hashes = (prefix[size : size + count] - prefix[:count]) * ppow[size - 1 : size - 1 + count]
-            family_keys = np.compress(keep, doc_key[:count])
-            family_keys += self._bucket(np.compress(keep, hashes), family)
-            keys.append(family_keys)
+            family_keys = self._bucket(hashes, family).astype(key_type, copy=False)  # a new array: added to in place
+            family_keys += doc_key[:count]
+            keys.append(np.compress(~drop, family_keys))
 
         unique, counts = _count(np.concatenate(keys))
         values = np.log1p(counts)
