@@ -10,8 +10,9 @@ first ``--pairs`` bundled code pairs with the same ``--criteria`` given criteria
 rounds (critiq: ``critiq mine --init-criteria ... --iterations N --no-kb``; the reference:
 ``Workflow(init_criteria=...).optimize(num_epochs=N)``), each in its own process, with ``--concurrency`` requests
 in flight (critiq's ``--concurrency``; the reference's ``worker_max_concurrent`` and
-``WORKFLOW_MANAGER_MAX_CONCURRENT``). Printed: each run's wall time (process start to exit), requests counted at
-the server, and the ratio. A snapshot of the reference: ``git -C REPO archive HEAD | tar -x -C /tmp/refcritiq``;
+``WORKFLOW_MANAGER_MAX_CONCURRENT``). Printed: each run's wall time (process start to exit), its CPU seconds (user
++ system: what the run costs an idle machine; on a loaded one wall time is mostly the queue for a core), the
+requests counted at the server, and the ratios. A snapshot of the reference: ``git -C REPO archive HEAD | tar -x -C /tmp/refcritiq``;
 its dependencies (openai, tqdm, prettytable) in a separate venv.
 """
 
@@ -22,6 +23,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -131,7 +133,13 @@ def _requests(port: int, path: str, method: str = "GET") -> int:
     return int(response.json()["requests"])
 
 
-def run_critiq(api_base: str, tmp: Path, args: argparse.Namespace) -> float:
+def child_cpu() -> float:
+    """User + system CPU seconds of this process's finished children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_critiq(api_base: str, tmp: Path, args: argparse.Namespace) -> tuple[float, float]:
     rows = [json.loads(line) for line in PAIRS.read_text(encoding="utf-8").splitlines()][: args.pairs]
     pairs_file = tmp / "pairs.jsonl"
     pairs_file.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
@@ -146,15 +154,15 @@ def run_critiq(api_base: str, tmp: Path, args: argparse.Namespace) -> float:
         "--concurrency", str(args.concurrency), "--cache-dir", str(tmp / f"cache-{time.monotonic_ns()}"),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENAI_API_KEY": "EMPTY"}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), child_cpu()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
     if done.returncode not in (0, 4):
         sys.exit(f"critiq mine failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return wall
+    return wall, child_cpu() - cpu
 
 
-def run_reference(api_base: str, tmp: Path, args: argparse.Namespace) -> tuple[float, float]:
+def run_reference(api_base: str, tmp: Path, args: argparse.Namespace) -> tuple[float, float, float]:
     rows = [json.loads(line) for line in PAIRS.read_text(encoding="utf-8").splitlines()][: args.pairs]
     spec = {
         "api_base": api_base,
@@ -171,13 +179,13 @@ def run_reference(api_base: str, tmp: Path, args: argparse.Namespace) -> tuple[f
         "OPENAI_API_KEY": "EMPTY",
     }
     command = [args.reference_python, "-c", REFERENCE_RUN, str(args.reference), str(spec_file)]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), child_cpu()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, cwd=tmp)
     wall = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"the reference failed ({done.returncode}):\n{done.stderr[-3000:]}")
     flow = float(done.stdout.rsplit("FLOW_SECONDS", 1)[1].split()[0])
-    return wall, flow
+    return wall, flow, child_cpu() - cpu
 
 
 def main() -> None:
@@ -221,16 +229,20 @@ def main() -> None:
             tmp = Path(name)
             for _ in range(args.repeats):
                 _requests(port, "/_reset", "POST")
-                ours = run_critiq(api_base, tmp, args)
+                ours, ours_cpu = run_critiq(api_base, tmp, args)
                 ours_requests = _requests(port, "/_stats")
                 _requests(port, "/_reset", "POST")
-                ref, ref_flow = run_reference(api_base, tmp, args)
+                ref, ref_flow, ref_cpu = run_reference(api_base, tmp, args)
                 ref_requests = _requests(port, "/_stats")
-                print(f"  critiq mine: {ours:.1f} s wall, {ours_requests} requests")
-                print(f"  reference:   {ref:.1f} s wall ({ref_flow:.1f} s in optimize), {ref_requests} requests")
+                print(f"  critiq mine: {ours:.1f} s wall, {ours_cpu:.1f} s CPU, {ours_requests} requests")
                 print(
-                    f"  ratio: {ours / ref:.2f}× the reference's wall time, {ours_requests / ref_requests:.2f}× its "
-                    f"requests; load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}"
+                    f"  reference:   {ref:.1f} s wall ({ref_flow:.1f} s in optimize), {ref_cpu:.1f} s CPU, "
+                    f"{ref_requests} requests"
+                )
+                print(
+                    f"  ratio: {ours / ref:.2f}× the reference's wall time, {ours_cpu / ref_cpu:.2f}× its CPU time, "
+                    f"{ours_requests / ref_requests:.2f}× its requests; load average "
+                    f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}"
                 )
     finally:
         server.terminate()
