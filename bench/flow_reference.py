@@ -12,8 +12,9 @@ rounds (critiq: ``critiq mine --init-criteria ... --iterations N --no-kb``; the 
 in flight (critiq's ``--concurrency``; the reference's ``worker_max_concurrent`` and
 ``WORKFLOW_MANAGER_MAX_CONCURRENT``). Printed: each run's wall time (process start to exit), its CPU seconds (user
 + system: what the run costs an idle machine; on a loaded one wall time is mostly the queue for a core), the
-requests counted at the server, and the ratios. A snapshot of the reference: ``git -C REPO archive HEAD | tar -x -C /tmp/refcritiq``;
-its dependencies (openai, tqdm, prettytable) in a separate venv.
+requests counted at the server, and the ratios. A snapshot of the reference:
+``git -C REPO archive HEAD | tar -x -C /tmp/refcritiq``; its dependencies (openai, tqdm, prettytable) in a separate
+venv: ``python3 -m venv /tmp/refvenv && /tmp/refvenv/bin/pip install openai tqdm prettytable``.
 """
 
 from __future__ import annotations
