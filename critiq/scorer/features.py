@@ -20,17 +20,6 @@ _SALTS = (np.arange(1, 17, dtype=np.uint64) * 0x85EBCA6B % 2**32).astype(np.uint
 _CHUNK_BYTES = 1 << 17  # featurise ~128 KB of text at a time: the working arrays stay in cache
 _CHUNK_DOCS = 2048
 
-_OTHER, _BLANK, _NEWLINE, _PUNCT_CLASS, _DIGIT, _UPPER, _LEAD, _CONTINUATION = range(8)
-_CLASS = np.full(256, _PUNCT_CLASS, dtype=np.uint8)  # one class per byte, for the length/shape statistics
-_CLASS[[9, 11, 12, 13, 32]] = _BLANK
-_CLASS[10] = _NEWLINE
-_CLASS[ord("a") : ord("z") + 1] = _OTHER
-_CLASS[ord("_")] = _OTHER
-_CLASS[ord("0") : ord("9") + 1] = _DIGIT
-_CLASS[ord("A") : ord("Z") + 1] = _UPPER
-_CLASS[0xC0:] = _LEAD  # the first byte of a non-ASCII character
-_CLASS[0x80:0xC0] = _CONTINUATION  # UTF-8 continuation bytes: not the start of a character
-
 DENSE_NAMES = (
     "log_chars",
     "log_tokens",
@@ -146,13 +135,14 @@ class Featurizer:
         return self._ppow, self._qpow
 
     def _bucket(self, hashes: np.ndarray, family: int) -> np.ndarray:
-        mixed = (hashes ^ _SALTS[family]) * _MIX
+        """The columns (uint32) of ``hashes`` in ``family``'s block of ``2**bits`` buckets."""
+        mixed: np.ndarray = np.bitwise_xor(hashes, _SALTS[family])  # the one new array: the rest is in place
+        mixed *= _MIX
         mixed ^= mixed >> np.uint32(15)
         mixed *= _MIX
         mixed >>= np.uint32(32 - self.bits)
         mixed += np.uint32(family << self.bits)
-        buckets: np.ndarray = mixed.view(np.int32)  # below 2**31: the same numbers, no copy
-        return buckets
+        return mixed
 
     def _transform_chunk(self, texts: Sequence[str]) -> HashedFeatures:
         # Each document is " " + text; the final " " closes the last one. One encode for the chunk; a text's
@@ -164,19 +154,17 @@ class Featurizer:
     def _featurize(self, raw: np.ndarray, byte_lens: np.ndarray) -> HashedFeatures:
         """Features of the documents laid out in ``raw`` as " " + doc + " " + doc ... + " " (UTF-8 bytes)."""
         n = len(byte_lens)
-        text = _lower(raw) if self.lowercase else raw
+        upper = (raw - np.uint8(65)) < np.uint8(26)
+        text = raw + (upper.view(np.uint8) << np.uint8(5)) if self.lowercase else raw  # ASCII lower case
         length = len(text)
         ppow, qpow = self._powers(length + 1)
         prefix = np.zeros(length + 1, dtype=np.uint32)
-        np.cumsum(text * qpow[:length], dtype=np.uint32, out=prefix[1:])
+        np.cumsum(np.multiply(text, qpow[:length], dtype=np.uint32), dtype=np.uint32, out=prefix[1:])
 
         is_space = (raw == 32) | ((raw - np.uint8(9)) < np.uint8(5))  # comparisons: faster than a table lookup
-        is_word = (
-            (raw >= 128)  # UTF-8 lead and continuation bytes belong to words
-            | ((raw - np.uint8(48)) < np.uint8(10))
-            | (((raw | np.uint8(32)) - np.uint8(97)) < np.uint8(26))
-            | (raw == 95)
-        )
+        is_digit = (raw - np.uint8(48)) < np.uint8(10)
+        non_ascii = raw >= 128  # UTF-8 lead and continuation bytes belong to words
+        is_word = non_ascii | is_digit | (((raw | np.uint8(32)) - np.uint8(97)) < np.uint8(26)) | (raw == 95)
         is_punct = ~(is_word | is_space)
         tok_start = is_punct.copy()  # a token: one punctuation byte, or a run of word bytes
         tok_start[0] |= is_word[0]
@@ -187,69 +175,68 @@ class Featurizer:
         tok_hi = np.flatnonzero(tok_end) + 1
         bounds = np.zeros(n + 1, dtype=np.int64)  # doc i is raw[bounds[i]:bounds[i + 1]], its separator first
         np.cumsum(byte_lens + 1, out=bounds[1:])
-        pos_doc = np.repeat(np.arange(n, dtype=np.int32), byte_lens + 1)
-        tok_doc = pos_doc[tok_lo]
+        wide = n * self.n_hashed >= 2**32  # a key (document, column) fits in 32 bits unless the chunk is huge
+        key_type = np.uint64 if wide else np.uint32
+        doc_base = np.arange(n, dtype=key_type) * key_type(self.n_hashed)  # the key of each document's column 0
+        doc_key = np.repeat(doc_base, byte_lens + 1)  # ... of each byte's document
+        tok_key = doc_key[tok_lo]
         tok_hash = (prefix[tok_hi] - prefix[tok_lo]) * ppow[tok_hi - 1]
 
-        rows = [tok_doc]
-        cols = [self._bucket(tok_hash, 0)]
-        same_doc = tok_doc[1:] == tok_doc[:-1]
-        bigram = np.compress(same_doc, tok_hash[:-1]) * _P + (np.compress(same_doc, tok_hash[1:]) ^ _SALTS[-1])
-        rows.append(np.compress(same_doc, tok_doc[1:]))
-        cols.append(self._bucket(bigram, 1))
+        keys = [tok_key + self._bucket(tok_hash, 0)]
+        same_doc = tok_key[1:] == tok_key[:-1]  # bigrams of every two neighbours, then those within a document
+        bigram = tok_hash[:-1] * _P + (tok_hash[1:] ^ _SALTS[-1])
+        keys.append(np.compress(same_doc, tok_key[1:] + self._bucket(bigram, 1)))
 
         for family, size in enumerate(self.char_ngrams, start=2):
             count = length - size + 1  # n-grams starting at 0 .. length - size: slices, no index arrays
             if count <= 0:
                 continue
-            # keep n-grams with no whitespace inside (ends may be spaces: word boundaries)
-            keep = ~(is_space[:count] & is_space[size - 1 : size - 1 + count])
+            # keep n-grams with no whitespace inside (ends may be spaces: word boundaries); the keys of every
+            # n-gram are made, then those kept: one compress, not one per array
+            drop = is_space[:count] & is_space[size - 1 : size - 1 + count]
             for inner in range(1, size - 1):
-                keep &= ~is_space[inner : inner + count]
+                drop |= is_space[inner : inner + count]
             hashes = (prefix[size : size + count] - prefix[:count]) * ppow[size - 1 : size - 1 + count]
-            rows.append(np.compress(keep, pos_doc[:count]))
-            cols.append(self._bucket(np.compress(keep, hashes), family))
+            family_keys = self._bucket(hashes, family).astype(key_type, copy=False)  # a new array: added to in place
+            family_keys += doc_key[:count]
+            keys.append(np.compress(~drop, family_keys))
 
-        u_rows, u_cols, counts = _count(np.concatenate(rows), np.concatenate(cols), self.n_hashed, n)
+        unique, counts = _count(np.concatenate(keys))
         values = np.log1p(counts)
-        unique_tokens = np.zeros(n, dtype=np.float64)
-        if len(values):
-            # entries are sorted by (row, family): each (row, family) segment is one run, normalised in one pass
-            segment = u_rows * np.int32(self.n_families) + (u_cols >> np.int32(self.bits))
-            change = np.empty(len(segment), dtype=bool)
-            change[0] = True
-            np.not_equal(segment[1:], segment[:-1], out=change[1:])
-            seg_starts = np.flatnonzero(change)
-            seg_ids = segment[seg_starts]
-            seg_len = np.diff(seg_starts, append=len(segment))
-            # summed in float64 in entry order (np.bincount), as the scorers already trained were
-            norms = np.sqrt(np.bincount(segment, weights=values * values, minlength=n * self.n_families))
-            values = values / (norms[segment] * np.sqrt(self.n_families))
-            unigram = seg_ids % self.n_families == 0
-            unique_tokens[seg_ids[unigram] // self.n_families] = seg_len[unigram]
+        # a key is (document · families + family) · 2**bits + bucket: the sorted keys run in (document, family)
+        # segments, found by binary search for each segment's first key
+        segment_keys = np.arange(n * self.n_families + 1, dtype=key_type) << key_type(self.bits)
+        seg_bounds = np.searchsorted(unique, segment_keys)
+        seg_len = np.diff(seg_bounds)
+        per_doc = seg_len.reshape(n, self.n_families).sum(axis=1)
+        u_rows = np.repeat(np.arange(n, dtype=np.int32), per_doc)
+        u_cols = (unique - np.repeat(doc_base, per_doc)).astype(np.int32)
+        unique_tokens = seg_len[:: self.n_families].astype(np.float64)  # distinct word tokens of each document
+        filled = seg_len > 0
+        if filled.any():
+            # Σ log1p(count)² per segment in float64, exact in any order (so as np.bincount summed it for the scorers
+            # already trained): each term is a float32 ≥ 2**-2, a multiple of 2**-25, and a sum below 2**28 is exact
+            norms = np.sqrt(np.add.reduceat(values * values, seg_bounds[:-1][filled], dtype=np.float64))
+            scale = norms * np.sqrt(self.n_families)
+            np.divide(values, np.repeat(scale, seg_len[filled]), out=values)
 
         tokens = np.diff(np.searchsorted(tok_lo, bounds)).astype(np.float64)
-        dense = _dense(raw, pos_doc, byte_lens, tokens, unique_tokens)
-        return HashedFeatures(u_rows, u_cols, values.astype(np.float32), dense, n)
+        classes = {"space": is_space, "punct": is_punct, "digit": is_digit, "upper": upper, "non_ascii": non_ascii}
+        dense = _dense(raw, bounds, byte_lens, tokens, unique_tokens, classes)
+        return HashedFeatures(u_rows, u_cols, values, dense, n)
 
 
-def _count(rows: np.ndarray, cols: np.ndarray, n_hashed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The distinct (row, column) entries, sorted, and how often each occurs."""
-    if n * n_hashed < 2**32:  # 32-bit keys sort twice as fast
-        keys = rows.view(np.uint32) * np.uint32(n_hashed)
-        keys += cols.view(np.uint32)
-    else:
-        keys = rows.astype(np.uint64) * np.uint64(n_hashed) + cols.astype(np.uint64)
+def _count(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct keys, sorted, and how often each occurs (float32)."""
     keys.sort()
     first = np.empty(len(keys), dtype=bool)
     first[:1] = True
     np.not_equal(keys[1:], keys[:-1], out=first[1:])
     starts = np.flatnonzero(first)
-    counts = np.diff(starts, append=len(keys)).astype(np.float32)
-    unique = keys[starts]
-    u_rows = unique // keys.dtype.type(n_hashed)
-    u_cols = unique - u_rows * keys.dtype.type(n_hashed)
-    return u_rows.astype(np.int32, copy=False), u_cols.astype(np.int32, copy=False), counts
+    counts = np.empty(len(starts), dtype=np.float32)
+    np.subtract(starts[1:], starts[:-1], out=counts[:-1], casting="unsafe")
+    counts[-1:] = len(keys) - starts[-1:]
+    return keys[starts], counts
 
 
 def _offsets(array: Any) -> np.ndarray:
@@ -262,39 +249,46 @@ def _offsets(array: Any) -> np.ndarray:
 
 def _join_arrow(array: Any) -> tuple[np.ndarray, np.ndarray]:
     """(" " + doc + " " + doc ... + " " as bytes, byte length of each doc) of a pyarrow string array."""
-    offsets = _offsets(array)
-    data = array.buffers()[2]
-    body = np.zeros(0, np.uint8)
-    if data is not None and offsets[-1] > offsets[0]:
-        body = np.frombuffer(data, dtype=np.uint8, count=int(offsets[-1]))[int(offsets[0]) :]
-    byte_lens = np.diff(offsets).astype(np.int64)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    byte_lens = np.diff(_offsets(array)).astype(np.int64)
     n = len(byte_lens)
-    raw = np.full(len(body) + n + 1, 32, dtype=np.uint8)
-    # doc i's bytes move right by i + 1 separators
-    shift = np.repeat(np.arange(1, n + 1, dtype=np.int64), byte_lens)
-    raw[np.arange(len(body), dtype=np.int64) + shift] = body
+    raw = np.empty(int(byte_lens.sum()) + n + 1, dtype=np.uint8)
+    raw[0] = raw[-1] = 32
+    if len(raw) > 2:  # Arrow joins the documents with the separator in one C++ pass
+        lists = pa.LargeListArray.from_arrays(pa.array([0, n], pa.int64()), array)
+        joined = pc.binary_join(lists, pa.scalar(" ", type=array.type))
+        offset = _offsets(joined)[0]
+        raw[1:-1] = np.frombuffer(joined.buffers()[2], dtype=np.uint8, count=len(raw) - 2, offset=int(offset))
     return raw, byte_lens
 
 
-def _lower(raw: np.ndarray) -> np.ndarray:
-    """ASCII lower case of UTF-8 bytes."""
-    upper = (raw - np.uint8(65)) < np.uint8(26)
-    lowered: np.ndarray = raw + (upper.view(np.uint8) << np.uint8(5))
-    return lowered
-
-
 def _dense(
-    raw: np.ndarray, pos_doc: np.ndarray, byte_lens: np.ndarray, tokens: np.ndarray, unique_tokens: np.ndarray
+    raw: np.ndarray,
+    bounds: np.ndarray,
+    byte_lens: np.ndarray,
+    tokens: np.ndarray,
+    unique_tokens: np.ndarray,
+    classes: dict[str, np.ndarray],
 ) -> np.ndarray:
-    """The length and shape statistics (``DENSE_NAMES``) of each document; each doc's counts include its separator."""
-    n = len(byte_lens)
-    classes = np.take(_CLASS, raw[: len(pos_doc)])  # one exclusive class a byte, counted per doc in one pass
-    counts = np.bincount(pos_doc * np.int32(8) + classes, minlength=n * 8).reshape(n, 8).astype(np.float64)
-    newlines = counts[:, _NEWLINE]
-    spaces = counts[:, _BLANK] + newlines - 1.0  # the separator before each document
-    punct, digits, upper = counts[:, _PUNCT_CLASS], counts[:, _DIGIT], counts[:, _UPPER]
-    continuation = counts[:, _CONTINUATION]
-    non_ascii = counts[:, _LEAD] + continuation
+    """The length and shape statistics (``DENSE_NAMES``) of each document; each doc's counts include its separator.
+
+    ``classes`` holds the byte masks already made (space, punct, digit, upper, non_ascii); each is counted per
+    document by one ``np.add.reduceat`` over the documents' byte ranges (none is empty: each has its separator)."""
+    body = len(raw) - 1  # the closing separator belongs to no document
+    starts = bounds[:-1]
+    count_type = np.int32 if body < 2**31 else np.int64  # int32 sums: twice as fast
+
+    def per_doc(mask: np.ndarray) -> np.ndarray:
+        counted: np.ndarray = np.add.reduceat(mask[:body], starts, dtype=count_type).astype(np.float64)
+        return counted
+
+    newlines = per_doc(raw == 10)
+    spaces = per_doc(classes["space"]) - 1.0  # the separator before each document
+    punct, digits, upper = per_doc(classes["punct"]), per_doc(classes["digit"]), per_doc(classes["upper"])
+    continuation = per_doc((raw - np.uint8(0x80)) < np.uint8(0x40))
+    non_ascii = per_doc(classes["non_ascii"])
     chars = byte_lens - continuation  # characters: the bytes that start one
     blen = np.maximum(byte_lens.astype(np.float64), 1.0)
     lines = newlines + 1.0

@@ -118,7 +118,12 @@ class NgramScorer(Scorer):
         assert self.weights is not None
         hashed = self.weights[: self.featurizer.n_hashed]
         dense_w = self.weights[self.featurizer.n_hashed :]
-        scores = np.bincount(feats.rows, weights=feats.values * np.take(hashed, feats.cols), minlength=feats.n)
+        scores = np.zeros(feats.n, dtype=np.float64)
+        starts = np.searchsorted(feats.rows, np.arange(feats.n + 1, dtype=np.int32))  # rows are sorted
+        filled = starts[1:] > starts[:-1]  # a document without entries (an empty text) keeps 0
+        if filled.any():
+            products = feats.values * np.take(hashed, feats.cols)
+            scores[filled] = np.add.reduceat(products, starts[:-1][filled], dtype=np.float64)
         dense = np.einsum("ij,j->i", self._standardise(feats.dense), dense_w)  # no BLAS threads for a 12-column product
         total: np.ndarray = (scores + dense).astype(np.float32)
         return total
