@@ -4,7 +4,7 @@
            [--pairs 12] [--criteria 8] [--iterations 3] [--concurrency 8] [--repeats 1]
 
 The server answers every request at once with a valid reply: critiq's requests (they carry a JSON schema) get the
-answer ``critiq.testing.stub_server --vary`` gives, the reference's (free text asking for JSON) a reply its parser
+answer ``tests.fakes.stub_server --vary`` gives, the reference's (free text asking for JSON) a reply its parser
 reads, chosen by a hash of the request (verdicts A, B or none with equal chance, as the stub's). Both runs mine the
 first ``--pairs`` bundled code pairs with the same ``--criteria`` given criteria and ``--iterations`` reflection
 rounds (critiq: ``critiq mine --init-criteria ... --iterations N --no-kb``; the reference:
@@ -86,8 +86,8 @@ def reference_reply(body: dict[str, Any], seed: str) -> str:
 def build_app() -> Any:
     from aiohttp import web
 
-    from critiq.testing.answers import request_seed
-    from critiq.testing.stub_server import _reply, _valid_content
+    from tests.fakes.answers import request_seed
+    from tests.fakes.stub_server import _reply, _valid_content
 
     counts = {"requests": 0}
 
