@@ -38,3 +38,16 @@ def test_percent_and_interval_text() -> None:
     assert pct(0.123) == "12.3%" and pct(1) == "100.0%" and pct(None) == "–"
     assert interval_text((0.2553, 0.3662)) == "[0.26, 0.37]"
     assert interval_text(None) == "–" and interval_text([0.1]) == "–"
+
+
+def test_wilson_interval_is_scipys() -> None:
+    import math
+
+    from scipy.stats import binomtest
+
+    for n in (1, 2, 7, 30, 221, 5000):
+        for correct in sorted({0, 1, n // 3, n // 2, n - 1, n}):
+            for z in (1.0, 1.96, 2.576):
+                ci = binomtest(correct, n).proportion_ci(confidence_level=math.erf(z / math.sqrt(2)), method="wilson")
+                expected = (max(0.0, float(ci.low)), min(1.0, float(ci.high)))
+                assert wilson_interval(correct, n, z) == pytest.approx(expected, abs=1e-12), (correct, n, z)
