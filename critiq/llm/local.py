@@ -93,7 +93,7 @@ class LocalServer:
         command = [
             sys.executable,
             "-m",
-            "llama_cpp.server",
+            "critiq.llm.llama_child",  # llama_cpp.server, gone with this process even when it is killed
             "--model",
             str(gguf),
             "--model_alias",

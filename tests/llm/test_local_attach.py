@@ -55,3 +55,39 @@ def test_threads_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
         local_threads()
     monkeypatch.delenv(THREADS_VARIABLE)
     assert local_threads() >= 1
+
+
+PARENT = """
+import sys
+from critiq.llm.local import LocalServer
+server = LocalServer().start()
+print(server.port, server.process.pid, flush=True)
+sys.stdin.read()  # until killed
+"""
+
+
+@pytest.mark.llm
+def test_a_killed_critiq_leaves_no_llama_cpp_server_behind() -> None:
+    """SIGKILL gives the parent no chance to stop its server: the server notices it was orphaned and exits."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    port, child = (int(word) for word in parent.stdout.readline().split())
+    assert httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=10).status_code == 200
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 60  # a hang guard: it goes within about a second
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the llama.cpp server outlived the critiq process that started it")
