@@ -1,0 +1,52 @@
+"""A :class:`Session`: the manager and worker clients opened once, for a notebook that makes several calls."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from types import TracebackType
+
+from critiq.api.inputs import Model, as_settings
+from critiq.errors import InputError
+from critiq.llm.session import Clients, ModelSettings, open_clients
+
+
+class Session:
+    """Clients (and the embedded model's server, when no model is named) that stay open across calls.
+
+    Every call opens and closes its own clients; pass ``session=`` to reuse these instead, and close the session
+    when done (or use it as a context manager)::
+
+        with critiq.Session("gpt-4o") as session:
+            result = critiq.mine(pairs, session=session)
+            labels = critiq.annotate(corpus, result, session=session, corpus=True)
+    """
+
+    def __init__(self, model: Model = None, *, api_base: str | None = None) -> None:
+        self.settings: ModelSettings = as_settings(model, api_base)
+        self._stack = ExitStack()
+        self.clients: Clients = self._stack.enter_context(open_clients(self.settings))
+
+    def close(self) -> None:
+        """Close the clients and stop the embedded model's server, if one was started."""
+        self._stack.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+@contextmanager
+def clients_for(model: Model, api_base: str | None, session: Session | None) -> Iterator[Clients]:
+    """The session's clients, else new ones for ``model`` (closed on exit)."""
+    if session is not None:
+        if model is not None or api_base is not None:
+            raise InputError("pass either session= or model= / api_base=: the session's clients have their model")
+        yield session.clients
+        return
+    with open_clients(as_settings(model, api_base)) as clients:
+        yield clients
