@@ -9,6 +9,7 @@ import typer
 from rich.logging import RichHandler
 
 from critiq.cli.display import console
+from critiq.cli.flags import FlagsInLogs
 
 app = typer.Typer(
     name="critiq",
@@ -27,10 +28,12 @@ def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log more")] = False,
 ) -> None:
     state["debug"] = debug
+    handler = RichHandler(console=console, show_path=False)
+    handler.addFilter(FlagsInLogs())  # library log lines name parameters; the command line shows its flags
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
         format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False)],
+        handlers=[handler],
         force=True,
     )
     logging.getLogger("critiq").setLevel(logging.DEBUG if debug else logging.INFO)
