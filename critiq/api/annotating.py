@@ -22,6 +22,7 @@ from critiq.rundir.annotation import ANNOTATION_FILE, JUDGE_FILE, AnnotationSumm
 if TYPE_CHECKING:
     import pandas as pd
 
+    from critiq.annotate.estimate import RunEstimate
     from critiq.data.models import Criterion, Example, Pair
     from critiq.data.shards import ShardSummary
     from critiq.llm.session import ModelSettings
@@ -44,6 +45,7 @@ class AnnotateResult:
     requests it cost, where the records and the run's record are, and the records themselves (:meth:`rows`)."""
 
     summary: AnnotationSummary
+    criteria: list[Criterion] = field(default_factory=list)
     out: Path | None = None
     record: Path | None = None
     usage: Usage | None = None
@@ -85,7 +87,7 @@ def _worker(backend: Backend, settings: ModelSettings, session: Session | None) 
         from critiq.llm.vllm_offline import VLLMOfflineClient
 
         if not settings.model:
-            raise InputError("backend='vllm-offline' needs model= (a Hugging Face model name or path)")
+            raise InputError("`backend` vllm-offline needs model= (a Hugging Face model name or path)")
         cache = RequestCache(settings.cache_dir) if settings.cache_dir else None
         yield VLLMOfflineClient(settings.model, cache=cache, max_tokens=settings.worker_max_tokens), None
         return
@@ -140,23 +142,15 @@ async def aannotate(
 ) -> AnnotateResult:
     """The async form of :func:`annotate`."""
     from critiq.annotate import annotate as annotate_examples
-    from critiq.annotate import draw_pairs
-    from critiq.mine.ablation import OVERALL
     from critiq.mine.judge import Worker
     from critiq.prompts import Prompts
     from critiq.rundir.annotation import record_annotation
 
-    swap = choose("swap", swap, SWAPS)
-    judge = choose("judge", judge, JUDGES)
-    backend = choose("backend", backend, BACKENDS)
-    engine = choose("engine", engine, ENGINES)
-    voters = [OVERALL] if judge == "overall" else as_criteria(criteria)
+    swap, judge, backend, engine = _checked(swap, judge, backend, engine)
+    voters, examples = _plan(data, criteria, judge, corpus, max_pairs, length_matched, text_field, max_chars, seed)
     # one request answers every criterion (all-in-one) or none is asked (overall): nothing to stop early
     early_stop = early_stop and judge == "per-criterion"
     settings = session.settings if session is not None else as_settings(model, api_base)
-    examples: Iterable[Example] = stream(data, max_chars=max_chars, text_field=text_field)
-    if corpus:
-        examples = draw_pairs(examples, seed=seed, length_matched=length_matched, max_pairs=max_pairs)
     with tempfile.TemporaryDirectory(prefix="critiq-annotate-") as scratch:
         target = Path(out) if out is not None else Path(scratch) / "labeled.jsonl"
         if engine == "ray":
@@ -214,11 +208,86 @@ async def aannotate(
             card_model = settings.worker_model or settings.model
             source = source_name or _describe(data)
             sharded = _write_shards(summary, source, voters, target, card_model, shards, shard_rows) if shards else None
-            return AnnotateResult(summary, target, written, usage, model_name, sharded)
+            return AnnotateResult(summary, voters, target, written, usage, model_name, sharded)
         from critiq.io import iter_jsonl
 
         rows = list(iter_jsonl(target)) if target.exists() else []
-        return AnnotateResult(summary, None, None, usage, model_name, None, rows)
+        return AnnotateResult(summary, voters, None, None, usage, model_name, None, rows)
+
+
+def _checked(swap: str, judge: str, backend: str, engine: str) -> tuple[Swap, Judge, Backend, Engine]:
+    return choose("swap", swap, SWAPS), choose("judge", judge, JUDGES), *_where(backend, engine)
+
+
+def _where(backend: str, engine: str) -> tuple[Backend, Engine]:
+    return choose("backend", backend, BACKENDS), choose("engine", engine, ENGINES)
+
+
+def _plan(
+    data: Data,
+    criteria: Sequence[Criterion] | FlowResult | str | Path,
+    judge: Judge,
+    corpus: bool,
+    max_pairs: int | None,
+    length_matched: bool,
+    text_field: str,
+    max_chars: int | None,
+    seed: int,
+) -> tuple[list[Criterion], Iterable[Example]]:
+    """The criteria that vote and the examples to judge (pairs drawn from a corpus), checked before anything runs."""
+    from critiq.annotate import draw_pairs
+    from critiq.mine.ablation import OVERALL
+
+    voters = [OVERALL] if judge == "overall" else as_criteria(criteria)
+    examples: Iterable[Example] = stream(data, max_chars=max_chars, text_field=text_field)
+    if corpus:
+        examples = draw_pairs(examples, seed=seed, length_matched=length_matched, max_pairs=max_pairs)
+    return voters, examples
+
+
+def estimate(
+    data: Data,
+    criteria: Sequence[Criterion] | FlowResult | str | Path,
+    *,
+    model: Model = None,
+    api_base: str | None = None,
+    out: str | Path | None = None,
+    corpus: bool = False,
+    max_pairs: int | None = None,
+    length_matched: bool = True,
+    text_field: str = "text",
+    max_chars: int | None = None,
+    margin: int = 0,
+    swap: Swap = "random",
+    judge: Judge = "per-criterion",
+    early_stop: bool = True,
+    resume: bool = False,
+    seed: int = 0,
+    language: str = "en",
+    backend: Backend = "http",
+    engine: Engine = "local",
+    **unused: Any,
+) -> RunEstimate:
+    """What :func:`annotate` with these arguments would cost (requests, tokens, price), sending nothing."""
+    from critiq.annotate.annotator import done_ids
+    from critiq.annotate.estimate import estimate_annotate
+    from critiq.api.session import role_config
+    from critiq.prompts import Prompts
+
+    swap, judge, backend, engine = _checked(swap, judge, backend, engine)
+    voters, examples = _plan(data, criteria, judge, corpus, max_pairs, length_matched, text_field, max_chars, seed)
+    return estimate_annotate(
+        examples,
+        voters,
+        role_config(as_settings(model, api_base)),
+        prompts=Prompts(language),
+        swap=swap,
+        seed=seed,
+        margin=margin,
+        early_stop=early_stop and judge == "per-criterion",
+        mode=judge,
+        skip_ids=done_ids(Path(out)) if resume and out is not None else None,
+    )
 
 
 def _describe(data: Data) -> str:
@@ -250,21 +319,13 @@ def _on_ray(
     backend: Backend,
 ) -> AnnotationSummary:
     from critiq.annotate.ray_job import RayAnnotateConfig, annotate_with_ray
-    from critiq.llm.config import ModelConfig
+    from critiq.api.session import role_config
 
     if backend != "http":
-        raise InputError("engine='ray' talks to a server: use backend='http' (the default)")
+        raise InputError("`engine` ray talks to a server: use `backend` http (the default)")
     if settings.api_base is None or not (settings.worker_model or settings.model):
-        raise InputError("engine='ray' needs model= and api_base= (every Ray worker talks to that server)")
-    config = ModelConfig(
-        model=_role_model(settings),
-        api_base=settings.api_base,
-        api_key_env=settings.api_key_env,
-        timeout=settings.timeout,
-        max_tokens=settings.worker_max_tokens,
-        temperature=settings.temperature,
-        schema_mode=settings.schema_mode,
-    )
+        raise InputError("`engine` ray needs model= and api_base= (every Ray worker talks to that server)")
+    config = role_config(settings)
     job = RayAnnotateConfig(
         model=config,
         concurrency=settings.concurrency,

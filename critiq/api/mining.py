@@ -40,10 +40,11 @@ async def amine(
     train = load(pairs, max_chars=max_chars, require_labels=True)
     held_out = load(valid, max_chars=max_chars, require_labels=True) if valid is not None else None
     initial = as_criteria(init_criteria) if init_criteria else []
-    flow_config = FlowConfig(**{**(config.model_dump() if config else {}), **flow_options})
+    if config is None or flow_options:
+        config = FlowConfig(**{**(config.model_dump() if config else {}), **flow_options})
     with clients_for(model, api_base, session) as clients:
         flow = CritiQFlow(
-            flow_config, manager=clients.manager, worker=clients.worker, init_criteria=initial, progress=progress
+            config, manager=clients.manager, worker=clients.worker, init_criteria=initial, progress=progress
         )
         return await flow.afit(train, held_out, run_dir=run_dir, resume=resume)
 

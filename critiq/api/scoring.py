@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from critiq.api.inputs import Data
+from critiq.api.inputs import Data, choose
 from critiq.errors import CritiqError, OutputExists
 
 if TYPE_CHECKING:
@@ -17,9 +17,11 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from critiq.api.annotating import AnnotateResult
+    from critiq.score import ScoreSummary, SelectSummary
     from critiq.scorer.base import Scorer
 
 ScoreEngine = Literal["datasets", "ray"]
+ENGINES: tuple[ScoreEngine, ...] = ("datasets", "ray")
 PathLike = str | os.PathLike[str]
 
 
@@ -78,7 +80,7 @@ class ScoreResult:
     """What :func:`score` did (``summary``: rows, time, score mean / min / max) and the scored rows: every input
     column plus ``score``, in ``out`` (a Parquet file or folder of shards) or in memory."""
 
-    summary: Any  # critiq.score.ScoreSummary
+    summary: ScoreSummary
     out: str | None = None
     table: pa.Table | None = field(default=None, repr=False)
 
@@ -125,6 +127,7 @@ def score(
     """
     from critiq.score import score_corpus
 
+    engine = choose("engine", engine, ENGINES)
     options: dict[str, Any] = dict(text_field=text_field, engine=engine, batch_size=batch_size, max_chars=max_chars)
     options.update(ray_address=ray_address, shard_rows=shard_rows, **source_options)
     if out is not None:
@@ -143,13 +146,12 @@ def score(
 
 @dataclass
 class SelectResult:
-    """What :func:`select` kept: ``indices`` of the selected rows (best first; None when read from a file), the
-    counts, and the rows themselves
+    """What :func:`select` kept: the counts (``summary``), ``indices`` of the selected rows (best first; None when read
+    from a file), and the rows themselves
     (written to ``out`` as JSONL in corpus order, or in memory)."""
 
-    indices: np.ndarray | None
-    n_total: int
-    n_selected: int
+    summary: SelectSummary
+    indices: np.ndarray | None = None
     out: Path | None = None
     record: Path | None = None
     table: pa.Table | None = field(default=None, repr=False)
@@ -216,7 +218,7 @@ def select(
     target = Path(out)
     summary = select_file(path, target, text_field=text_field, token_field=token_field, force=force, **budget)
     record = record_selection(target, selected=summary.n_selected, scored=summary.n_total, **budget)
-    return SelectResult(None, summary.n_total, summary.n_selected, target, record)
+    return SelectResult(summary, None, target, record)
 
 
 def _scored_path(scored: Any) -> str | None:
@@ -242,7 +244,7 @@ def _select_table(table: pa.Table, text_field: str, token_field: str | None, **b
     import numpy as np
     import pyarrow.compute as pc
 
-    from critiq.score import SCORE_FIELD
+    from critiq.score import SCORE_FIELD, SelectSummary
     from critiq.selection import select as select_indices
 
     if SCORE_FIELD not in table.column_names:
@@ -255,4 +257,11 @@ def _select_table(table: pa.Table, text_field: str, token_field: str | None, **b
         counts = np.asarray(pc.utf8_length(table.column(text_field)).to_numpy(zero_copy_only=False)) // 4
     chosen = select_indices(scores, token_counts=counts, **budget)
     kept = table.take(np.sort(chosen))
-    return SelectResult(chosen, len(scores), len(chosen), table=kept)
+    summary = SelectSummary(
+        out="",
+        n_total=len(scores),
+        n_selected=len(chosen),
+        tokens_selected=int(counts[chosen].sum()) if counts is not None else 0,
+        min_score=float(scores[chosen].min()) if len(chosen) else None,
+    )
+    return SelectResult(summary, chosen, table=kept)

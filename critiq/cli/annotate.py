@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -12,21 +10,17 @@ import typer
 from rich.table import Table
 
 from critiq.cli.app import app
-from critiq.cli.choices import choose
 from critiq.cli.data_options import DATA_HELP, DataOptions, data_options
 from critiq.cli.display import console, criteria_table, progress_bar
 from critiq.cli.groups import Flags, option_group
 from critiq.cli.options import model_options
-from critiq.errors import CritiqError
-from critiq.llm.config import ModelConfig
 from critiq.llm.session import ModelSettings
-from critiq.mine.judge import SwapMode, WorkerMode
 from critiq.stats import interval_text, pct
 
 if TYPE_CHECKING:
     from critiq.annotate import AnnotationSummary
     from critiq.annotate.estimate import RunEstimate
-    from critiq.data.models import Criterion, Example
+    from critiq.data.models import Criterion
     from critiq.llm.usage import Usage
 
 EARLY_STOP_HELP = "ask criteria most accurate first and stop once the vote cannot change (same labels)"
@@ -35,26 +29,6 @@ JUDGE_HELP = (
     "per-criterion (one request per criterion) | all-in-one (one request answering every criterion) | "
     "overall (the criterion-free baseline: which text is better overall; --criteria is not read)"
 )
-SWAPS: tuple[SwapMode, ...] = ("random", "both", "none")
-MODES: tuple[WorkerMode, ...] = ("per-criterion", "all-in-one", "overall")
-
-
-@contextmanager
-def _worker_client(backend: str, settings: ModelSettings) -> Iterator[Any]:
-    """The workers' client: any server or provider over HTTP, or vLLM offline batch on a local GPU."""
-    if backend == "vllm-offline":
-        from critiq.llm.cache import RequestCache
-        from critiq.llm.vllm_offline import VLLMOfflineClient
-
-        if not settings.model:
-            raise CritiqError("--backend vllm-offline needs --model (a Hugging Face model name or path)")
-        cache = RequestCache(settings.cache_dir) if settings.cache_dir else None
-        yield VLLMOfflineClient(settings.model, cache=cache, max_tokens=settings.worker_max_tokens)
-        return
-    from critiq.llm.session import open_clients
-
-    with open_clients(settings) as clients:
-        yield clients.worker
 
 
 @dataclass
@@ -82,25 +56,6 @@ class AnnotateOptions:
     shards: str | None = None
     shard_rows: int | None = None
     record: str = "annotate.json"  # the run's record beside --out (`critiq judge` writes judge.json)
-
-
-def role_config(settings: ModelSettings, role: str = "worker") -> ModelConfig:
-    """The worker's or manager's model as the flags name it, without starting anything (dry runs, Ray workers)."""
-    from critiq.llm.local import LOCAL_MODEL
-
-    model = (settings.worker_model if role == "worker" else settings.manager_model) or settings.model
-    max_tokens = settings.worker_max_tokens if role == "worker" else settings.manager_max_tokens
-    if model is None:  # no model named: the embedded one, whatever keys are exported (as open_clients)
-        return ModelConfig(model=LOCAL_MODEL, api_base="embedded llama.cpp", max_tokens=max_tokens)
-    return ModelConfig(
-        model=model,
-        api_base=settings.api_base,
-        api_key_env=settings.api_key_env,
-        timeout=settings.timeout,
-        max_tokens=max_tokens,
-        temperature=settings.temperature,
-        schema_mode=settings.schema_mode,
-    )
 
 
 def print_estimate(run: RunEstimate) -> None:
@@ -137,158 +92,47 @@ def _money(value: float) -> str:
 def _annotate_command(
     input_path: str, criteria_path: Path, out: Path, settings: ModelSettings, options: AnnotateOptions
 ) -> None:
-    from critiq.annotate import annotate, draw_pairs
-    from critiq.annotate.annotator import done_ids
-    from critiq.data.criteria import load_criteria
-    from critiq.data.loaders import stream_examples
-    from critiq.llm.client import run_sync
-    from critiq.mine.ablation import OVERALL
-    from critiq.mine.judge import Worker
-    from critiq.prompts import Prompts
+    from critiq.api.annotating import annotate, estimate
 
-    swap = choose("--swap", options.swap, SWAPS)
-    mode = choose("--judge", options.judge, MODES)
-    choose("--backend", options.backend, ("http", "vllm-offline"))
-    choose("--engine", options.engine, ("local", "ray"))
-    criteria = [OVERALL] if mode == "overall" else load_criteria(criteria_path)
-    # one request answers every criterion (all-in-one) or none is asked (overall): nothing to stop early
-    early_stop = options.early_stop and mode == "per-criterion"
-    max_chars, text_field = options.max_chars, options.text_field
+    run: dict[str, Any] = {
+        "out": out,
+        "corpus": options.corpus,
+        "max_pairs": options.max_pairs,
+        "length_matched": options.length_matched,
+        "text_field": options.text_field,
+        "max_chars": options.max_chars,
+        "margin": options.margin,
+        "swap": options.swap,
+        "judge": options.judge,
+        "early_stop": options.early_stop,
+        "resume": options.resume,
+        "seed": options.seed,
+        "language": options.language,
+        "backend": options.backend,
+        "engine": options.engine,
+    }
     # a local input is checked whole before anything is written, then streamed; a remote one is checked as it streams
-    _, examples = stream_examples(options.data.source(input_path), max_chars=max_chars, text_field=text_field)
-    if options.corpus:
-        examples = draw_pairs(
-            examples,
-            seed=options.seed,
-            length_matched=options.length_matched,
-            max_pairs=options.max_pairs,
-        )
+    source = options.data.source(input_path)
     if options.dry_run:
-        from critiq.annotate.estimate import estimate_annotate
-
-        run = estimate_annotate(
-            examples,
-            criteria,
-            role_config(settings),
-            prompts=Prompts(options.language),
-            swap=swap,
-            seed=options.seed,
-            margin=options.margin,
-            early_stop=early_stop,
-            mode=mode,
-            skip_ids=done_ids(out) if options.resume else None,
+        print_estimate(estimate(source, criteria_path, model=settings, **run))
+        return
+    with progress_bar() as update:
+        result = annotate(
+            source,
+            criteria_path,
+            model=settings,
+            **run,
+            ray_address=options.ray_address,
+            ray_workers=options.ray_workers,
+            shards=options.shards,
+            shard_rows=options.shard_rows,
+            source_name=input_path,
+            record=options.record,
+            progress=lambda n: update("annotate", n, max(n, options.max_pairs or n)),
         )
-        print_estimate(run)
-        return
-    if options.engine == "ray":
-        summary = _annotate_on_ray(examples, criteria, out, settings, replace(options, early_stop=early_stop))
-        _record(out, summary, None, role_config(settings).model, None, options.record)
-        _print_summary(summary, criteria, out, None)
-        _write_shards(summary, input_path, criteria, out, settings, options)
-        return
-    with _worker_client(options.backend, settings) as client, progress_bar() as update:
-        worker = Worker(client, Prompts(options.language), swap=swap, seed=options.seed, mode=mode)
-        # the offline engine batches what is pending: give it a batch's worth of pairs at a time
-        concurrency = int(getattr(client, "batch_size", settings.concurrency))
-        summary = run_sync(
-            annotate(
-                examples,
-                criteria,
-                worker,
-                out,
-                margin=options.margin,
-                resume=options.resume,
-                early_stop=early_stop,
-                concurrency=concurrency,
-                progress=lambda n: update("annotate", n, max(n, options.max_pairs or n)),
-            )
-        )
-    embedded = options.backend == "http" and (settings.worker_model or settings.model) is None  # no model named
-    _record(out, summary, client.usage, client.config.model, _form(client), options.record, embedded)
-    _print_summary(summary, criteria, out, client.usage)
-    _write_shards(summary, input_path, criteria, out, settings, options)
-
-
-def _form(client: Any) -> str | None:
-    """The structured-output form the worker's requests took (JSON mode when the provider refused the schema)."""
-    form = getattr(client, "form", None)
-    memory = getattr(client, "memory", None)
-    if memory is not None and client.config.model in getattr(memory, "json_mode", ()):
-        return f"json_object (the provider refused {form})"
-    return str(form) if form is not None else None
-
-
-def _record(
-    out: Path,
-    summary: AnnotationSummary,
-    usage: Usage | None,
-    model: str,
-    form: str | None,
-    name: str,
-    embedded: bool = False,
-) -> None:
-    """``annotate.json`` (``judge.json`` for `critiq judge`) beside ``--out``, for ``critiq report``
-    (docs/run_directory.md); a resume that found nothing to do leaves it as it was."""
-    from critiq.annotate.annotator import failed_path
-    from critiq.rundir.annotation import record_annotation
-
-    record_annotation(
-        out, summary, usage, model=model, form=form, failed=failed_path(out), uses_local_model=embedded, name=name
-    )
-
-
-def _write_shards(
-    summary: AnnotationSummary,
-    input_path: str,
-    criteria: list[Criterion],
-    out: Path,
-    settings: ModelSettings,
-    options: AnnotateOptions,
-) -> None:
-    """``--shards DIR``: the finished records (the JSONL file stays the resumable record) as Hub-layout shards."""
-    if not options.shards:
-        return
-    from critiq.data.cards import annotated_card
-    from critiq.data.shards import DEFAULT_SHARD_ROWS, jsonl_to_shards
-
-    counts = {"records": summary.written + summary.skipped, "failed": summary.failed, "ties": summary.ties}
-    card = annotated_card(input_path, criteria, settings.worker_model or settings.model, counts)
-    written = jsonl_to_shards(out, options.shards, card, shard_rows=options.shard_rows or DEFAULT_SHARD_ROWS)
-    console.print(f"{len(written.shards)} shards ({written.rows} records) in {options.shards}")
-
-
-def _annotate_on_ray(
-    examples: Iterable[Example], criteria: list[Criterion], out: Path, settings: ModelSettings, options: AnnotateOptions
-) -> AnnotationSummary:
-    from critiq.annotate.ray_job import RayAnnotateConfig, annotate_with_ray
-
-    if options.backend != "http":
-        raise CritiqError("--engine ray talks to a server: use --backend http (the default)")
-    if settings.api_base is None or not (settings.worker_model or settings.model):
-        raise CritiqError("--engine ray needs --model and --api-base (every Ray worker talks to that server)")
-    job = RayAnnotateConfig(
-        model=role_config(settings),
-        concurrency=settings.concurrency,
-        max_retries=settings.max_retries,
-        cache_dir=str(settings.cache_dir) if settings.cache_dir else None,
-        max_requests=settings.max_requests,
-        max_cost=settings.max_cost,
-        swap=choose("--swap", options.swap, SWAPS),
-        mode=choose("--judge", options.judge, MODES),
-        seed=options.seed,
-        language=options.language,
-        margin=options.margin,
-        early_stop=options.early_stop,
-    )
-    return annotate_with_ray(
-        examples,
-        criteria,
-        out,
-        job,
-        resume=options.resume,
-        workers=options.ray_workers,
-        address=options.ray_address,
-    )
+    _print_summary(result.summary, result.criteria, out, result.usage)
+    if result.shards is not None:
+        console.print(f"{len(result.shards.shards)} shards ({result.shards.rows} records) in {options.shards}")
 
 
 def _print_summary(summary: AnnotationSummary, criteria: list[Criterion], out: Path, usage: Usage | None) -> None:
