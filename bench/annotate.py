@@ -26,13 +26,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from critiq.annotate import annotate
-from critiq.annotate.early_stop import expected_asked, stopped_vote
-from critiq.data.models import Criterion, Pair
-from critiq.llm import LLMClient, ModelConfig
-from critiq.llm.client import run_sync
-from critiq.mine.judge import Worker
-from critiq.testing.stub_server import StubServer
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the test fakes (tests/fakes/) are not in the package
+
+from critiq.annotate import annotate  # noqa: E402
+from critiq.annotate.early_stop import expected_asked, stopped_vote  # noqa: E402
+from critiq.data.models import Criterion, Pair  # noqa: E402
+from critiq.judge.worker import Worker  # noqa: E402
+from critiq.llm import LLMClient, ModelConfig  # noqa: E402
+from critiq.llm.client import run_sync  # noqa: E402
+from tests.fakes.stub_server import StubServer  # noqa: E402
 
 WORDS = ["the", "of", "data", "model", "text", "quality", "code", "function", "value", "result", "test", "clear"]
 

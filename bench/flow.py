@@ -20,11 +20,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from critiq.data import load_pairs
-from critiq.data.models import Pair
-from critiq.llm import LLMClient, RequestCache
-from critiq.llm.local import LocalServer
-from critiq.mine import CritiQFlow, FlowConfig
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the test fakes (tests/fakes/) are not in the package
+
+from critiq.data import load_pairs  # noqa: E402
+from critiq.data.models import Pair  # noqa: E402
+from critiq.llm import LLMClient, RequestCache  # noqa: E402
+from critiq.llm.local import LocalServer  # noqa: E402
+from critiq.mine import CritiQFlow, FlowConfig  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev_pairs.jsonl"
 
@@ -81,8 +84,8 @@ def simulated(pairs: list[Pair], args: argparse.Namespace, run_dir: Path) -> Non
 
     import litellm
 
-    from critiq.testing.answers import sample_instance
     from critiq.testing.scripted import ScriptedClient
+    from tests.fakes.answers import sample_instance
 
     counts = {"worker": [0, 0, 0], "manager": [0, 0, 0]}  # requests, prompt tokens, completion tokens
 

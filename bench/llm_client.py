@@ -8,14 +8,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
 
-from critiq.llm import LLMClient, ModelConfig, RequestCache
-from critiq.testing.stub_server import StubServer
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the test fakes (tests/fakes/) are not in the package
+
+from critiq.llm import LLMClient, ModelConfig, RequestCache  # noqa: E402
+from tests.fakes.stub_server import StubServer  # noqa: E402
 
 
 class Answer(BaseModel):

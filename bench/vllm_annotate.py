@@ -28,8 +28,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 from critiq.annotate import annotate  # noqa: E402
 from critiq.data import load_pairs  # noqa: E402
 from critiq.data.models import Criterion  # noqa: E402
+from critiq.judge.worker import Worker  # noqa: E402
 from critiq.llm import LLMClient, ModelConfig, run_sync  # noqa: E402
-from critiq.mine.judge import Worker  # noqa: E402
 
 CRITERIA = [
     Criterion(name="correctness", description="The code does what its task says, including edge cases."),

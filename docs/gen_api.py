@@ -24,9 +24,9 @@ EXTRA = [
     ("critiq.annotate", "AnnotationSummary"),
     ("critiq.llm.vllm_offline", "VLLMOfflineClient"),
     ("critiq.llm.client", "run_sync"),
-    ("critiq.score", "select_file"),
-    ("critiq.score", "ScoreSummary"),
-    ("critiq.score", "SelectSummary"),
+    ("critiq.score.selection", "select_file"),
+    ("critiq.score.table", "ScoreSummary"),
+    ("critiq.score.selection", "SelectSummary"),
     ("critiq.scorer", "FitReport"),
     ("critiq.scorer", "NgramScorer"),
     ("critiq.scorer", "EncoderScorer"),
@@ -34,8 +34,8 @@ EXTRA = [
     ("critiq.report", "render_html"),
     ("critiq.rundir", "RunFiles"),
     ("critiq.rundir", "read_criteria"),
-    ("critiq.integrations.ray", "ScorerUDF"),
-    ("critiq.integrations.ray", "score_with_ray"),
+    ("critiq.score.ray", "ScorerUDF"),
+    ("critiq.score.ray", "score_with_ray"),
     ("critiq.integrations.datatrove", "CritiqScoreFilter"),
 ]
 INTRO = """# API reference

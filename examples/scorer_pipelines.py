@@ -61,7 +61,7 @@ def with_ray(scorer_dir: Path, corpus: Path, address: str | None, cpus: int) -> 
     import ray
     import ray.data
 
-    from critiq.integrations.ray import ScorerUDF
+    from critiq.score.ray import ScorerUDF
 
     if address:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)

@@ -69,7 +69,7 @@ def local_server() -> Iterator[object]:
 @pytest.fixture(scope="session")
 def stub_server() -> Iterator[object]:
     """A real OpenAI-compatible HTTP server whose faults each test scripts with ``stub_server.script([...])``."""
-    from critiq.testing.stub_server import StubServer
+    from tests.fakes.stub_server import StubServer
 
     with StubServer() as server:
         yield server

@@ -21,8 +21,8 @@ from critiq.annotate.records import Agreement, record_for
 from critiq.data.models import Criterion, Example
 from critiq.errors import CritiqError
 from critiq.io import JsonlAppender, iter_jsonl
+from critiq.judge.worker import Worker
 from critiq.lock import OutputLock
-from critiq.mine.judge import Worker
 from critiq.rundir.annotation import AnnotationSummary
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,8 @@ from typing import Protocol
 
 from critiq.annotate.early_stop import asking_order, difference, wave
 from critiq.data.models import Criterion, Example
-from critiq.mine.judge import Worker, criterion_key
+from critiq.judge.keys import criterion_key
+from critiq.judge.worker import Worker
 
 
 @dataclass
@@ -38,7 +39,7 @@ class PairJudge(Protocol):
 
 
 class PerCriterionJudge:
-    """One request per criterion and order, through :class:`~critiq.mine.judge.Worker`.
+    """One request per criterion and order, through :class:`~critiq.judge.worker.Worker`.
 
     With ``early_stop``, criteria are asked most accurate first, in waves of the fewest verdicts that could settle
     the vote (:func:`~critiq.annotate.early_stop.wave`), until the majority with ``margin`` can no longer change;

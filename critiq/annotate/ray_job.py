@@ -25,9 +25,9 @@ from critiq.annotate.records import Agreement
 from critiq.data.models import Criterion, Example, Pair, Point
 from critiq.errors import BudgetExceeded, CritiqError
 from critiq.io import JsonlAppender
+from critiq.judge.modes import SwapMode, WorkerMode
 from critiq.llm.config import ModelConfig
 from critiq.lock import OutputLock
-from critiq.mine.judge import SwapMode, WorkerMode
 from critiq.rundir.annotation import AnnotationSummary
 
 log = logging.getLogger(__name__)
@@ -60,10 +60,10 @@ class AnnotateUDF:
 
     def __init__(self, job: dict[str, Any], criteria: list[dict[str, Any]], actors: int) -> None:
         from critiq.annotate.pair_judge import PerCriterionJudge
+        from critiq.judge.worker import Worker
         from critiq.llm.cache import RequestCache
         from critiq.llm.client import LLMClient
         from critiq.llm.usage import Budget
-        from critiq.mine.judge import Worker
         from critiq.prompts import Prompts
 
         self.job = RayAnnotateConfig.model_validate(job)

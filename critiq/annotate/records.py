@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from critiq.data.models import Criterion, CriterionStats, Example, Pair
-from critiq.mine.metrics import agreement
-from critiq.mine.vote import majority
+from critiq.judge.metrics import agreement
+from critiq.judge.vote import majority
 
 
 def record_for(example: Example, verdicts: Mapping[str, str | None], margin: int) -> dict[str, Any]:

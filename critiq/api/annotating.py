@@ -22,9 +22,9 @@ from critiq.rundir.annotation import ANNOTATION_FILE, JUDGE_FILE, AnnotationSumm
 if TYPE_CHECKING:
     import pandas as pd
 
-    from critiq.annotate.estimate import RunEstimate
     from critiq.data.models import Criterion, Example, Pair
     from critiq.data.shards import ShardSummary
+    from critiq.judge.cost import RunEstimate
     from critiq.llm.session import ModelSettings
     from critiq.llm.usage import Usage
     from critiq.mine.result import FlowResult
@@ -142,7 +142,7 @@ async def aannotate(
 ) -> AnnotateResult:
     """The async form of :func:`annotate`."""
     from critiq.annotate import annotate as annotate_examples
-    from critiq.mine.judge import Worker
+    from critiq.judge.worker import Worker
     from critiq.prompts import Prompts
     from critiq.rundir.annotation import record_annotation
 

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from critiq.api.annotating import AnnotateResult
-    from critiq.score import ScoreSummary, SelectSummary
+    from critiq.score.selection import SelectSummary
+    from critiq.score.table import ScoreSummary
     from critiq.scorer.base import Scorer
 
 ScoreEngine = Literal["datasets", "ray"]
@@ -90,7 +91,7 @@ class ScoreResult:
             return self.table
         import pyarrow as pa
 
-        from critiq.score import scored_batches
+        from critiq.score.scored import scored_batches
 
         assert self.out is not None
         return pa.Table.from_batches(list(scored_batches(self.out)))
@@ -125,7 +126,7 @@ def score(
         scored = critiq.score("hf://HuggingFaceFW/fineweb-edu:train", scorer, limit=1000)
         scored.to_pandas().sort_values("score").tail()
     """
-    from critiq.score import score_corpus
+    from critiq.score.corpus import score_corpus
 
     engine = choose("engine", engine, ENGINES)
     options: dict[str, Any] = dict(text_field=text_field, engine=engine, batch_size=batch_size, max_chars=max_chars)
@@ -195,7 +196,7 @@ def select(
         chosen = critiq.select(scored, fraction=0.1, temperature=0.5, seed=0, out="run/selected.jsonl")
     """
     from critiq.rundir.selection import record_selection
-    from critiq.score import select_file
+    from critiq.score.selection import select_file
 
     budget: dict[str, Any] = dict(top_k=top_k, fraction=fraction, tokens=tokens, temperature=temperature, seed=seed)
     path = _scored_path(scored)
@@ -212,7 +213,7 @@ def select(
     if out is None:
         import pyarrow as pa
 
-        from critiq.score import scored_batches
+        from critiq.score.scored import scored_batches
 
         return _select_table(pa.Table.from_batches(list(scored_batches(path))), text_field, token_field, **budget)
     target = Path(out)
@@ -244,7 +245,8 @@ def _select_table(table: pa.Table, text_field: str, token_field: str | None, **b
     import numpy as np
     import pyarrow.compute as pc
 
-    from critiq.score import SCORE_FIELD, SelectSummary
+    from critiq.score.selection import SelectSummary
+    from critiq.score.table import SCORE_FIELD
     from critiq.selection import select as select_indices
 
     if SCORE_FIELD not in table.column_names:

@@ -19,8 +19,8 @@ from critiq.stats import interval_text, pct
 
 if TYPE_CHECKING:
     from critiq.annotate import AnnotationSummary
-    from critiq.annotate.estimate import RunEstimate
     from critiq.data.models import Criterion
+    from critiq.judge.cost import RunEstimate
     from critiq.llm.usage import Usage
 
 EARLY_STOP_HELP = "ask criteria most accurate first and stop once the vote cannot change (same labels)"

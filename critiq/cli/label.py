@@ -176,9 +176,9 @@ def _serve(corpus: Source, out: Path, settings: ModelSettings, *, rank_by: str, 
 
 
 def _criteria_ranker(stack: ExitStack, texts: list[Any], settings: ModelSettings, options: dict[str, Any]) -> Any:
+    from critiq.judge.worker import Worker
     from critiq.label import CriteriaRanker, draw_candidates, knowledge_criteria
     from critiq.llm.session import open_clients
-    from critiq.mine.judge import Worker
     from critiq.prompts import Prompts
 
     sample = [c.as_pair() for c in draw_candidates(texts[:64], seed=options["seed"])]

@@ -1,4 +1,5 @@
-"""Bridges to data pipelines: Ray Data (``critiq.integrations.ray``) and DataTrove (``critiq.integrations.datatrove``).
+"""Bridges to data pipelines: DataTrove (``critiq.integrations.datatrove``) and a Ray connection
+(``critiq.integrations.ray``; scoring on Ray Data is :mod:`critiq.score.ray`).
 
-Each module imports its framework when it is imported; this package imports nothing.
+Each module imports its framework when it is imported (Ray: when first used); this package imports nothing.
 """

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from critiq.data.models import Criterion, Pair
+from critiq.judge.worker import Worker
 from critiq.label.candidates import Candidate
-from critiq.mine.judge import Worker
 from critiq.scorer.base import Scorer
 from critiq.scorer.ngram import NgramScorer
 

@@ -7,20 +7,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from critiq.mine.flow import CritiQFlow, FlowConfig
-    from critiq.mine.judge import Worker
     from critiq.mine.manager import Manager
     from critiq.mine.result import FlowResult
-    from critiq.mine.vote import majority
 
 _EXPORTS = {
     "CritiQFlow": "critiq.mine.flow",
     "FlowConfig": "critiq.mine.flow",
-    "Worker": "critiq.mine.judge",
     "Manager": "critiq.mine.manager",
     "FlowResult": "critiq.mine.result",
-    "majority": "critiq.mine.vote",
 }
-__all__ = ["CritiQFlow", "FlowConfig", "FlowResult", "Manager", "Worker", "majority"]
+__all__ = ["CritiQFlow", "FlowConfig", "FlowResult", "Manager"]
 
 
 def __getattr__(name: str) -> Any:

@@ -23,13 +23,15 @@ from typing import Any
 from critiq.data.models import Criterion, Example
 from critiq.errors import CritiqError
 from critiq.io import atomic_write_json, atomic_write_text, write_jsonl
+from critiq.judge.metrics import criterion_stats
+from critiq.judge.modes import WorkerMode
+from critiq.judge.vote import majority, vote_stats
+from critiq.judge.worker import Worker
 from critiq.llm.client import LLMClient
 from critiq.llm.usage import Usage
+from critiq.mine.candidates import kb_candidates
 from critiq.mine.config import FlowConfig
-from critiq.mine.flow import CritiQFlow, kb_candidates
-from critiq.mine.judge import Worker, WorkerMode
-from critiq.mine.metrics import criterion_stats
-from critiq.mine.vote import majority, vote_stats
+from critiq.mine.flow import CritiQFlow
 from critiq.prompts import Prompts
 from critiq.rundir.ablation import ABLATION_FILE, AblationRow, AblationTable
 from critiq.stats import interval_text, pct

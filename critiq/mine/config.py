@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-SwapMode = Literal["random", "both", "none"]
+from critiq.judge.modes import SwapMode
+
 JudgeMode = Literal["per-criterion", "all-in-one"]
 
 # the `critiq mine` flag of each field (a field not listed is `--field-name`)
@@ -83,6 +84,15 @@ class FlowConfig(BaseModel):
     def threshold(self) -> float:
         """Accuracy a final criterion needs."""
         return self.final_threshold if self.final_threshold is not None else self.high
+
+    @property
+    def rounds(self) -> int:
+        """Reflect-and-re-evaluate rounds the flow runs: ``iterations``, none without reflection."""
+        return self.iterations if self.reflection else 0
+
+    def retrieves(self, given: int) -> bool:
+        """Whether the flow retrieves knowledge-base criteria when ``given`` initial criteria are passed."""
+        return self.use_kb and given < self.n_criteria and self.kb_candidates > 0
 
     def results_config(self) -> dict[str, Any]:
         """Settings that change results; part of the resume fingerprint (the prompts are hashed separately)."""

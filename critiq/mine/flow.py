@@ -23,18 +23,20 @@ from typing import Any, Concatenate, ParamSpec
 
 from critiq.data.models import Criterion, CriterionStats, Example, Judgment, Pair
 from critiq.errors import BudgetExceeded, CritiqError
+from critiq.judge.metrics import criterion_stats, position_bias
+from critiq.judge.modes import SwapMode
+from critiq.judge.vote import majority, vote_matrix, vote_stats, weighted_vote_stats
+from critiq.judge.worker import Worker
 from critiq.llm.protocol import ChatClient
 from critiq.llm.sync import run_sync
 from critiq.llm.usage import Usage
 from critiq.lock import OutputLock
-from critiq.mine.config import FlowConfig, JudgeMode, SwapMode
+from critiq.mine.candidates import kb_candidates
+from critiq.mine.config import FlowConfig, JudgeMode
 from critiq.mine.evidence import EvidenceFitter, context_window, counter_for
-from critiq.mine.judge import Worker
 from critiq.mine.manager import Manager
-from critiq.mine.metrics import criterion_stats, position_bias
 from critiq.mine.result import FlowResult, write_outputs
 from critiq.mine.state import data_digest, fingerprint, identity_changes, settings_digest
-from critiq.mine.vote import majority, vote_matrix, vote_stats, weighted_vote_stats
 from critiq.prompts import Prompts
 from critiq.rundir.flow import HistoryRow, PositionBias, Retrieval, RunState, Slot, Status
 from critiq.rundir.flow_dir import RunDir
@@ -195,7 +197,7 @@ class CritiQFlow:
             state.slots = [Slot(id=i, current=c) for i, c in enumerate(initial)]
             state.step = "iterating"
             self._checkpoint(state, run)
-        last = self.config.iterations if self.config.reflection else 0
+        last = self.config.rounds
         while state.step == "iterating":
             final_round = state.iteration >= last
             if state.phase == "evaluate":
@@ -222,7 +224,7 @@ class CritiQFlow:
     ) -> list[Criterion]:
         n = self.config.n_criteria
         chosen: list[Criterion] = list(self.init_criteria)[:n]
-        if self.config.use_kb and len(chosen) < n and self.config.kb_candidates > 0:
+        if self.config.retrieves(len(chosen)):
             chosen += await self._retrieve(state, train, scout, room=n - len(chosen), taken=chosen)
         missing = n - len(chosen)
         if missing > 0:  # the warm-up feeds the proposals: skipped when every slot is given or retrieved
@@ -520,18 +522,6 @@ class CritiQFlow:
     def _tick(self, stage: str, done: int, total: int) -> None:
         if self.progress is not None:
             self.progress(stage, done, total)
-
-
-def kb_candidates(
-    config: FlowConfig, examples: Sequence[Example], exclude: set[str] | None = None
-) -> tuple[int, list[Criterion]]:
-    """The knowledge base's size and the ``kb_candidates`` criteria the prefilter picks for ``examples``."""
-    from critiq.knowledge import KnowledgeBase
-    from critiq.knowledge.retrieval import prefilter
-
-    kb = KnowledgeBase.load(config.kb_path)
-    picked = prefilter(kb, examples, domains=config.domains or None, description=config.task, cap=config.kb_candidates)
-    return len(kb), [e.to_criterion() for e in picked if e.name not in (exclude or set())]
 
 
 def _none(example_id: str, name: str) -> Judgment:

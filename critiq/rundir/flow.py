@@ -108,7 +108,7 @@ class EvidenceFit(BaseModel):
 
 
 class PositionBias(BaseModel):
-    """How much verdicts depend on the order of the texts (:func:`critiq.mine.metrics.position_bias`)."""
+    """How much verdicts depend on the order of the texts (:func:`critiq.judge.metrics.position_bias`)."""
 
     flip_rate: float | None = None
     cells_in_both_orders: int = 0

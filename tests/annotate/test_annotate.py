@@ -19,13 +19,14 @@ from critiq.annotate.early_stop import asking_order, expected_asked
 from critiq.annotate.estimate import estimate_annotate
 from critiq.data.loaders import load_pairs
 from critiq.data.models import Criterion, CriterionStats, Pair
+from critiq.judge.answers import PairAnswer
+from critiq.judge.worker import Worker
 from critiq.llm.client import Completion
 from critiq.llm.config import ModelConfig
 from critiq.llm.local import KEY_VARIABLES
 from critiq.llm.usage import Usage
-from critiq.mine.judge import PairAnswer, Worker
 from critiq.scorer import NgramScorer
-from critiq.testing.stub_server import StubServer
+from tests.fakes.stub_server import StubServer
 from tests.paths import EXAMPLES
 
 pytestmark = pytest.mark.timeout(300)

@@ -19,8 +19,8 @@ from critiq.annotate.early_stop import (
 )
 from critiq.annotate.pair_judge import PerCriterionJudge
 from critiq.data.models import Criterion, CriterionStats, Pair
-from critiq.mine.judge import Worker
-from critiq.mine.vote import majority
+from critiq.judge.vote import majority
+from critiq.judge.worker import Worker
 from tests.fakes import ScriptedClient, user_text
 
 VERDICTS = st.sampled_from(["A", "B", "none"])

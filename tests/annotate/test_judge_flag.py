@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from critiq.cli.main import app
 from critiq.data.models import Criterion, Pair
+from critiq.judge.answers import PairAnswer, PairChoice, field_name
 from critiq.llm.local import LOCAL_MODEL
-from critiq.mine.judge import PairAnswer, PairChoice, field_name
 from critiq.testing import ScriptedClient
 from critiq.testing.scripted import user_text
 

@@ -12,11 +12,11 @@ import pytest
 from critiq.annotate import annotate
 from critiq.annotate.ray_job import RayAnnotateConfig, annotate_with_ray
 from critiq.errors import BudgetExceeded, CritiqError
+from critiq.judge.worker import Worker
 from critiq.llm.client import LLMClient
 from critiq.llm.config import ModelConfig
-from critiq.mine.judge import Worker
-from critiq.testing.stub_server import StubServer
 from tests.annotate.test_annotate import CRITERIA, pairs
+from tests.fakes.stub_server import StubServer
 
 pytestmark = pytest.mark.timeout(600)
 

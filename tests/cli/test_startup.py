@@ -17,7 +17,7 @@ import pytest
 
 from critiq.llm.cache import CACHE_DIR_VARIABLE, default_cache_dir
 from critiq.llm.session import ModelSettings
-from critiq.testing.stub_server import MAX_MODEL_LEN, StubServer
+from tests.fakes.stub_server import MAX_MODEL_LEN, StubServer
 from tests.reliability.cli_run import assert_ok, code_pairs, env_for, write_jsonl
 
 pytestmark = pytest.mark.timeout(300)
@@ -105,7 +105,7 @@ def test_a_llama_cpp_server_gives_its_n_ctx_in_props() -> None:
     from aiohttp import web
 
     from critiq.llm.probe import served_context
-    from critiq.testing.serving import AppServer
+    from tests.fakes.serving import AppServer
 
     async def models(request: web.Request) -> web.Response:  # llama-server lists no context with its models
         return web.json_response({"object": "list", "data": [{"id": "qwen", "owned_by": "llamacpp"}]})

@@ -15,7 +15,9 @@ import yaml
 from critiq.data.cards import DatasetCard
 from critiq.data.shards import ShardWriter, jsonl_to_shards
 from critiq.errors import CritiqError, InputError
-from critiq.score import read_scored, score_corpus, select_file
+from critiq.score.corpus import score_corpus
+from critiq.score.scored import read_scored
+from critiq.score.selection import select_file
 from critiq.scorer import NgramScorer, Scorer
 
 CARD = DatasetCard(title="Test rows", summary="Rows written by a test.", details={"made by": "test_shards"})

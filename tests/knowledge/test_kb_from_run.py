@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from critiq.cli.kb import app
 from critiq.data.models import Criterion, Pair
+from critiq.judge.answers import PairAnswer
 from critiq.knowledge import KnowledgeBase
 from critiq.mine import CritiQFlow, FlowConfig
-from critiq.mine.judge import PairAnswer
 from tests.fakes import ScriptedClient, user_text
 
 ENV = {"COLUMNS": "240", "NO_COLOR": "1"}

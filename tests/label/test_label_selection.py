@@ -10,8 +10,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from critiq.data.models import Criterion, Pair
+from critiq.judge.answers import PairAnswer
+from critiq.judge.worker import Worker
 from critiq.label import Candidate, CriteriaRanker, ScorerRanker, Selector, Text, knowledge_criteria
-from critiq.mine.judge import PairAnswer, Worker
 from tests.fakes import ScriptedClient, user_text
 
 FENCED = re.compile(r"<<<TEXT_[AB]-\w+\n(.*?)\nTEXT_[AB]-\w+>>>", re.DOTALL)

@@ -15,7 +15,7 @@ from critiq.errors import BudgetExceeded
 from critiq.llm import Budget, LLMClient, ModelConfig, Usage
 from critiq.llm.providers import worst_case_cost
 from critiq.llm.vllm_offline import VLLMOfflineClient
-from critiq.testing.stub_server import StubServer
+from tests.fakes.stub_server import StubServer
 
 REQUESTS = [[{"role": "user", "content": f"question {i}"}] for i in range(300)]
 

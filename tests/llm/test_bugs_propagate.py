@@ -13,7 +13,7 @@ from critiq.llm.structured import Reply
 from critiq.llm.transport import DirectTransport
 from critiq.llm.vllm_offline import VLLMOfflineClient
 from critiq.testing import ScriptedClient
-from critiq.testing.stub_server import StubServer
+from tests.fakes.stub_server import StubServer
 
 MESSAGES = [{"role": "user", "content": "Which text is better?"}]
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from critiq.errors import CritiqError
 from critiq.llm import LLMClient, ModelConfig, RequestCache, request_key, run_sync
-from critiq.testing.stub_server import StubServer
+from tests.fakes.stub_server import StubServer
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "which is better?"}]
 

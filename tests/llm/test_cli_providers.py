@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from critiq.testing import openai_server
-from critiq.testing.serving import AppServer
+from tests.fakes import openai_server
+from tests.fakes.serving import AppServer
 from tests.paths import EXAMPLES
 
 KEY = "sk-local-contract-key"

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from critiq.errors import BudgetExceeded, CritiqError
 from critiq.llm import Budget, LLMClient, ModelConfig
 from critiq.llm.ports import free_port
-from critiq.testing.stub_server import StubServer
+from tests.fakes.stub_server import StubServer
 
 T = TypeVar("T")
 MESSAGES = [{"role": "user", "content": "Which text is better?"}]

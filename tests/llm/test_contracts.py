@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
+from critiq.judge.answers import PairAnswer
 from critiq.llm import LLMClient, ModelConfig
 from critiq.llm.errors import AuthenticationError, BadRequestError, NotFoundError, ResponseFormatRefused
-from critiq.mine.judge import PairAnswer
 from critiq.mine.manager import Proposals
-from critiq.testing import anthropic_server, ollama_server, openai_server
-from critiq.testing.serving import AppServer
+from tests.fakes import anthropic_server, ollama_server, openai_server
+from tests.fakes.serving import AppServer
 
 MESSAGES = [
     {"role": "system", "content": "You judge texts."},

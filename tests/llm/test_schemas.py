@@ -2,7 +2,7 @@
 
 The schemas come from one registry (:func:`critiq.llm.structured.reply_schemas`) after importing every critiq
 module, so a new reply model is covered without being listed here; the all-in-one replies, made per criteria count
-(:func:`critiq.mine.judge.all_in_one_answer`), are made for a few counts first.
+(:func:`critiq.judge.answers.all_in_one_answer`), are made for a few counts first.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from critiq.llm.structured import (
     sent_schema,
     with_schema_hint,
 )
-from critiq.testing.answers import schema_in_prompt
-from critiq.testing.openai_server import Refusal, check_strict_schema
+from tests.fakes.answers import schema_in_prompt
+from tests.fakes.openai_server import Refusal, check_strict_schema
 
 
 def _all_reply_schemas() -> list[type[Reply]]:
@@ -33,7 +33,7 @@ def _all_reply_schemas() -> list[type[Reply]]:
             importlib.import_module(module.name)
         except ImportError:  # an optional dependency (vllm, ray...) is not installed: its module holds no reply
             continue
-    from critiq.mine.judge import all_in_one_answer
+    from critiq.judge.answers import all_in_one_answer
 
     for count in (1, 3, 12):  # the all-in-one replies are made per criteria count: a few of them, pairs and points
         for pair in (True, False):
@@ -93,8 +93,8 @@ def test_the_pydantic_defaults_would_be_refused(schema: type[Reply]) -> None:
 
 
 def test_worker_text_limits_live_in_the_schema_and_an_over_long_answer_is_cut_not_lost() -> None:
+    from critiq.judge.answers import ANALYSIS_CHARS, COMPARISON_CHARS, PairAnswer
     from critiq.llm.structured import parse_reply
-    from critiq.mine.judge import ANALYSIS_CHARS, COMPARISON_CHARS, PairAnswer
 
     kept = sent_schema(PairAnswer, keep_limits=True)
     assert list(kept["properties"]) == ["analysis_a", "analysis_b", "comparison", "verdict"] == kept["required"]
@@ -132,7 +132,7 @@ def test_the_forms() -> None:
 
 
 def test_the_schema_hint_goes_into_the_last_user_message() -> None:
-    from critiq.mine.judge import PairAnswer
+    from critiq.judge.answers import PairAnswer
 
     sent = sent_schema(PairAnswer, keep_limits=False)
     messages = [{"role": "system", "content": "judge"}, {"role": "user", "content": "Text A ... Text B ..."}]

@@ -11,10 +11,10 @@ import time
 import httpx
 import pytest
 
+from critiq.judge.answers import PairAnswer
 from critiq.llm import LLMClient, ModelConfig
 from critiq.llm.local import LOCAL_MODEL
 from critiq.llm.ports import free_port
-from critiq.mine.judge import PairAnswer
 
 
 @pytest.mark.llm

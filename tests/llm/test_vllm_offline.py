@@ -11,9 +11,10 @@ import pytest
 
 from critiq.data.models import Criterion, Pair
 from critiq.errors import CritiqError
+from critiq.judge.answers import PairAnswer
+from critiq.judge.worker import Worker
 from critiq.llm import RequestCache, run_sync
 from critiq.llm.vllm_offline import VLLMOfflineClient
-from critiq.mine.judge import PairAnswer, Worker
 
 
 class Engine:

@@ -11,13 +11,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from critiq.data.models import Pair
+from critiq.judge.answers import PairAnswer, PairChoice
+from critiq.judge.vote import vote_stats
 from critiq.llm.client import run_sync
 from critiq.llm.structured import sent_schema
 from critiq.mine import FlowConfig
 from critiq.mine.ablation import METHODS, Ablation
-from critiq.mine.judge import PairAnswer, PairChoice
 from critiq.mine.manager import Critique, Proposal, Proposals, Reason
-from critiq.mine.vote import vote_stats
 from critiq.stats import wilson_interval
 from tests.fakes import ScriptedClient, user_text
 

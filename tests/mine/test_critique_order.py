@@ -12,8 +12,8 @@ import pytest
 from pydantic import BaseModel
 
 from critiq.data.models import Criterion, Example, Pair, Point
+from critiq.judge.answers import PairAnswer, PointAnswer
 from critiq.mine import CritiQFlow, FlowConfig
-from critiq.mine.judge import PairAnswer, PointAnswer
 from critiq.mine.manager import Critique, Proposal, Proposals, Reason
 from tests.fakes import ScriptedClient, user_text
 

@@ -11,11 +11,12 @@ from pydantic import BaseModel
 
 from critiq.data.models import Criterion, Pair, Point
 from critiq.errors import CritiqError
+from critiq.judge.answers import PairAnswer, PointAnswer
+from critiq.judge.metrics import position_bias
+from critiq.judge.vote import majority
+from critiq.judge.worker import Worker
 from critiq.mine import CritiQFlow, FlowConfig
-from critiq.mine.judge import PairAnswer, PointAnswer, Worker
 from critiq.mine.manager import Critique, Proposal, Proposals, Reason
-from critiq.mine.metrics import position_bias
-from critiq.mine.vote import majority
 from tests.fakes import ScriptedClient, user_text
 
 PAIRS = [

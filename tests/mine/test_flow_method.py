@@ -19,9 +19,10 @@ from pydantic import BaseModel
 
 from critiq.data.models import Criterion, Pair
 from critiq.errors import CritiqError
+from critiq.judge.answers import PairAnswer
+from critiq.judge.worker import Worker
 from critiq.llm.client import Completion
 from critiq.mine import CritiQFlow, FlowConfig
-from critiq.mine.judge import PairAnswer, Worker
 from critiq.mine.manager import Critique, Proposal, Proposals, Reason
 from tests.fakes import ScriptedClient, user_text
 

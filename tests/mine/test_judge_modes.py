@@ -10,10 +10,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from critiq.data.models import Criterion, Judgment, Pair, Point
+from critiq.judge.answers import PairAnswer, all_in_one_answer
+from critiq.judge.worker import Worker
 from critiq.llm.client import run_sync
 from critiq.llm.structured import sent_schema
 from critiq.mine import CritiQFlow, FlowConfig
-from critiq.mine.judge import PairAnswer, Worker, all_in_one_answer
 from critiq.mine.manager import Proposals, Reason
 from tests.fakes import ScriptedClient, user_text
 

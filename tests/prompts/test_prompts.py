@@ -9,7 +9,7 @@ import pytest
 
 from critiq.data.models import Criterion, Pair, Point
 from critiq.errors import CritiqError
-from critiq.mine.judge import Worker
+from critiq.judge.worker import Worker
 from critiq.prompts import BUNDLED, LANGUAGES, Prompts
 from tests.fakes import ScriptedClient
 

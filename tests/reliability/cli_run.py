@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from critiq.llm.local import KEY_VARIABLES
-from critiq.testing.stub_server import StubServer
+from tests.fakes.stub_server import StubServer
 from tests.paths import REPO
 
 CODE_PAIRS = REPO / "examples" / "data" / "code_pairs.jsonl"

@@ -1,4 +1,4 @@
-"""A local provider for the first-run tests: OpenAI's rules and bodies (critiq.testing.openai_server) behind a switch
+"""A local provider for the first-run tests: OpenAI's rules and bodies (tests.fakes.openai_server) behind a switch
 that makes it answer every request with one refusal (a missing-credentials 500, say) until the test lifts it."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from critiq.testing import openai_server
-from critiq.testing.serving import AppServer, json_body
+from tests.fakes import openai_server
+from tests.fakes.serving import AppServer, json_body
 
 KEY = "sk-local-first-run-key"
 

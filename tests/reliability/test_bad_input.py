@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from critiq.testing.stub_server import StubServer, free_port
+from tests.fakes.stub_server import StubServer, free_port
 from tests.reliability.cli_run import (
     CRITERIA,
     assert_ok,
@@ -340,7 +340,7 @@ SELECT_CASES = {
 @pytest.mark.parametrize("name", list(SELECT_CASES))
 def test_bad_selection_options(work: Path, name: str) -> None:
     """`critiq select` options: one error line naming the option, and no output file."""
-    score = pytest.importorskip("critiq.score")
+    score = pytest.importorskip("critiq.score.table")
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -357,7 +357,7 @@ def test_bad_selection_options(work: Path, name: str) -> None:
 
 def test_good_selection_options_write_the_output(work: Path) -> None:
     """The counterpart of the cases above: the same file with valid options selects."""
-    score = pytest.importorskip("critiq.score")
+    score = pytest.importorskip("critiq.score.table")
     import pyarrow as pa
     import pyarrow.parquet as pq
 

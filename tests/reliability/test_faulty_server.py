@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from critiq.testing.stub_server import StubServer
+from tests.fakes.stub_server import StubServer
 from tests.paths import REPO
 from tests.reliability.cli_run import (
     CRITERIA,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from critiq.llm.local import LOCAL_MODEL
-from critiq.testing.stub_server import StubServer
+from tests.fakes.stub_server import StubServer
 from tests.paths import REPO
 from tests.reliability.cli_run import (
     assert_ok,

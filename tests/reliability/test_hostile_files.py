@@ -25,7 +25,7 @@ from critiq.errors import InputError, OutputExists
 from critiq.io import atomic_write_text
 from critiq.lock import OutputLock, OutputLocked
 from critiq.scorer import Scorer, make_scorer
-from critiq.testing.stub_server import StubServer
+from tests.fakes.stub_server import StubServer
 from tests.reliability.cli_run import (
     CRITERIA,
     code_pairs,

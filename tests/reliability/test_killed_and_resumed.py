@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from critiq.testing.stub_server import StubServer
+from tests.fakes.stub_server import StubServer
 from tests.reliability.cli_run import (
     CRITERIA,
     assert_json_files_whole,

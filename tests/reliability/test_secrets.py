@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from critiq.testing.stub_server import StubServer
+from tests.fakes.stub_server import StubServer
 from tests.reliability.cli_run import (
     assert_ok,
     critiq,

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from critiq.data.models import Criterion, Pair, Point
-from critiq.mine.judge import Worker
+from critiq.judge.worker import Worker
 from critiq.prompts import Prompts, fence
-from critiq.testing.stub_server import StubServer
 from tests.fakes import ScriptedClient
+from tests.fakes.stub_server import StubServer
 from tests.reliability.cli_run import (
     CRITERIA,
     assert_ok,

@@ -18,18 +18,20 @@ from pydantic import BaseModel
 from critiq.annotate import annotate, draw_pairs
 from critiq.data.loaders import iter_examples, load_pairs
 from critiq.data.models import Point
+from critiq.judge.answers import PairAnswer
+from critiq.judge.worker import Worker
 from critiq.label.storage import LabelStore
 from critiq.llm.client import run_sync
 from critiq.mine import CritiQFlow, FlowConfig
 from critiq.mine.ablation import Ablation
-from critiq.mine.judge import PairAnswer, Worker
 from critiq.mine.manager import Critique, Proposal, Proposals, Reason
 from critiq.report import render_html
 from critiq.rundir import RunState, read_criteria
 from critiq.rundir.annotation import record_annotation
 from critiq.rundir.save import save
 from critiq.rundir.selection import record_selection
-from critiq.score import score_corpus, select_file
+from critiq.score.corpus import score_corpus
+from critiq.score.selection import select_file
 from critiq.scorer import make_scorer
 from tests.fakes import ScriptedClient, user_text
 from tests.paths import EXAMPLES

@@ -59,7 +59,7 @@ def test_arrow_features_equal_string_features() -> None:
 
 
 def test_score_corpus_reads_the_column_and_truncates_by_characters(scorer: Any, tmp_path: Path) -> None:
-    from critiq.score import score_corpus
+    from critiq.score.corpus import score_corpus
 
     pq.write_table(pa.table({"text": TEXTS, "id": list(range(len(TEXTS)))}), tmp_path / "corpus.parquet")
     score_corpus(tmp_path / "corpus.parquet", scorer, tmp_path / "scored.parquet", max_chars=10)

@@ -1,6 +1,7 @@
 """A real OpenAI-compatible HTTP server for tests and benchmarks, with per-request fault injection.
 
-Run it as ``python -m critiq.testing.stub_server --port 8123`` or use :class:`StubServer` (a subprocess).
+Run it from the repository root as ``python -m tests.fakes.stub_server --port 8123`` or use :class:`StubServer`
+(a subprocess).
 Faults are queued with ``POST /_script`` (a JSON list consumed one per chat request); after the queue is empty
 each request gets a valid answer. Actions:
 
@@ -22,20 +23,23 @@ import argparse
 import asyncio
 import hashlib
 import json
+import os
 import random
 import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from critiq.llm.ports import free_port
-from critiq.testing.answers import sample_instance, schema_in_prompt
+from tests.fakes.answers import sample_instance, schema_in_prompt
 
 __all__ = ["MAX_MODEL_LEN", "StubServer", "build_app", "free_port", "sample_instance"]
 
+ROOT = str(Path(__file__).resolve().parents[2])  # the repository: where ``tests.fakes`` is found
 MAX_MODEL_LEN = 32768  # the context window ``GET /v1/models`` reports, as vLLM does
 
 
@@ -178,7 +182,7 @@ class StubServer:
             [
                 sys.executable,
                 "-m",
-                "critiq.testing.stub_server",
+                "tests.fakes.stub_server",
                 "--port",
                 str(self.port),
                 "--delay",
@@ -189,6 +193,7 @@ class StubServer:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))},
         )
         deadline = time.time() + 30
         while time.time() < deadline:

@@ -24,8 +24,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from critiq.testing.answers import answer_for, request_seed, schema_in_prompt
-from critiq.testing.serving import json_body
+from tests.fakes.answers import answer_for, request_seed, schema_in_prompt
+from tests.fakes.serving import json_body
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from critiq.data.models import CriterionStats
-from critiq.mine.metrics import agreement
+from critiq.judge.metrics import agreement
 
 _SIGN = {"A": 1, "B": -1, "none": 0}
 
@@ -29,7 +29,7 @@ def vote_matrix(rows: Sequence[Sequence[str]]) -> np.ndarray:
 
 
 def vote_stats(predicted: Sequence[str | None], gold: Sequence[str]) -> CriterionStats:
-    """The vote's :func:`~critiq.mine.metrics.agreement`: a tie (no label) counts as wrong in ``accuracy``, as in the
+    """The vote's :func:`~critiq.judge.metrics.agreement`: a tie (no label) counts as wrong in ``accuracy``, as in the
     reference; ``decided_accuracy`` is over the examples that got a label."""
     decided = [(p, g) for p, g in zip(predicted, gold, strict=True) if p is not None]
     correct = sum(p == g for p, g in decided)

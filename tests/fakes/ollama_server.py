@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from critiq.testing.answers import answer_for, request_seed
-from critiq.testing.serving import json_body
+from tests.fakes.answers import answer_for, request_seed
+from tests.fakes.serving import json_body
 
 FIELDS = {"model", "messages", "format", "options", "stream", "keep_alive", "tools", "think"}
 MESSAGE_FIELDS = {"role", "content", "images", "tool_calls", "tool_name", "thinking"}

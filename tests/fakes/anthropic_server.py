@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from critiq.testing.answers import request_seed, sample_instance
-from critiq.testing.serving import json_body
+from tests.fakes.answers import request_seed, sample_instance
+from tests.fakes.serving import json_body
 
 FIELDS = {
     "model", "messages", "max_tokens", "system", "temperature", "top_p", "top_k", "stop_sequences", "stream",
