@@ -140,7 +140,12 @@ async def aannotate(
     progress: Callable[[int], None] | None = None,
     record: str = ANNOTATION_FILE,
 ) -> AnnotateResult:
-    """The async form of :func:`annotate`."""
+    """The async form of :func:`annotate` (the same arguments).
+
+    Example::
+
+        labels = await critiq.aannotate(pairs, "run/mine/criteria.json", model="gpt-4o-mini")
+    """
     from critiq.annotate import annotate as annotate_examples
     from critiq.judge.worker import Worker
     from critiq.prompts import Prompts
@@ -400,7 +405,12 @@ async def ajudge(
     early_stop: bool = False,
     **options: Any,
 ) -> AnnotateResult:
-    """The async form of :func:`judge`."""
+    """The async form of :func:`judge` (the same arguments).
+
+    Example::
+
+        judged = await critiq.ajudge(valid_df, result, session=session)
+    """
     return await aannotate(
         pairs,
         criteria,

@@ -33,7 +33,12 @@ async def amine(
     progress: Progress | None = None,
     **flow_options: Any,
 ) -> FlowResult:
-    """The async form of :func:`mine`."""
+    """The async form of :func:`mine` (the same arguments).
+
+    Example::
+
+        result = await critiq.amine(pairs_df, model="gpt-4o", n_criteria=5)
+    """
     from critiq.mine.config import FlowConfig
     from critiq.mine.flow import CritiQFlow
 
