@@ -179,7 +179,7 @@ async def aannotate(
         else:
             with _worker(backend, settings, session) as (client, clients):
                 worker = Worker(client, Prompts(language), swap=swap, seed=seed, mode=judge)
-                before = clients.usage.model_copy() if clients is not None else None
+                before = client.usage.model_copy()  # a session's clients may have run other steps
                 # the offline engine batches what is pending: give it a batch's worth of pairs at a time
                 concurrency = int(getattr(client, "batch_size", settings.concurrency))
                 summary = await annotate_examples(
@@ -193,7 +193,7 @@ async def aannotate(
                     concurrency=concurrency,
                     progress=progress,
                 )
-                usage = _spent(before, clients.usage) if before is not None and clients is not None else client.usage
+                usage = _spent(before, client.usage)
                 model_name, form = client.config.model, _form(client)
                 embedded = clients is not None and clients.is_embedded(client)
         written: Path | None = None

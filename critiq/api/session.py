@@ -5,11 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from types import TracebackType
+from typing import TYPE_CHECKING, cast
 
 from critiq.api.inputs import Model, as_settings
 from critiq.errors import InputError
 from critiq.llm.config import ModelConfig
 from critiq.llm.session import Clients, ModelSettings, open_clients
+from critiq.llm.usage import Usage
+
+if TYPE_CHECKING:
+    from critiq.llm.client import LLMClient
+    from critiq.llm.protocol import ChatClient
 
 
 class Session:
@@ -27,6 +33,25 @@ class Session:
         self.settings: ModelSettings = as_settings(model, api_base)
         self._stack = ExitStack()
         self.clients: Clients = self._stack.enter_context(open_clients(self.settings))
+
+    @classmethod
+    def of(cls, manager: ChatClient, worker: ChatClient | None = None) -> Session:
+        """A session on clients you built (a :class:`critiq.testing.ScriptedClient` in your tests, your own client):
+        the steps use ``manager`` and ``worker`` (default: ``manager``); closing the session leaves them as they are.
+
+        Example::
+
+            session = critiq.Session.of(ScriptedClient(lambda messages, schema: {"verdict": "A"}))
+            critiq.mine(pairs, session=session, n_criteria=1)
+        """
+        session = cls.__new__(cls)
+        model = manager.config.model if hasattr(manager, "config") else None
+        session.settings = ModelSettings(model=model)
+        session._stack = ExitStack()
+        usage = getattr(manager, "usage", None) or Usage()
+        chosen = worker or manager
+        session.clients = Clients(manager=cast("LLMClient", manager), worker=cast("LLMClient", chosen), usage=usage)
+        return session
 
     def close(self) -> None:
         """Close the clients and stop the embedded model's server, if one was started."""
