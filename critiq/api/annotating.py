@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from critiq.api.inputs import Data, Model, as_criteria, as_settings, choose, stream
-from critiq.api.session import Session, clients_for
+from critiq.api.session import Session, clients_for, settings_for
 from critiq.errors import InputError
 from critiq.llm.sync import run_sync
 from critiq.rundir.annotation import ANNOTATION_FILE, JUDGE_FILE, AnnotationSummary
@@ -155,7 +155,7 @@ async def aannotate(
     voters, examples = _plan(data, criteria, judge, corpus, max_pairs, length_matched, text_field, max_chars, seed)
     # one request answers every criterion (all-in-one) or none is asked (overall): nothing to stop early
     early_stop = early_stop and judge == "per-criterion"
-    settings = session.settings if session is not None else as_settings(model, api_base)
+    settings = settings_for(model, api_base, session)
     with tempfile.TemporaryDirectory(prefix="critiq-annotate-") as scratch:
         target = Path(out) if out is not None else Path(scratch) / "labeled.jsonl"
         if engine == "ray":

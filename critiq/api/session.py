@@ -70,8 +70,7 @@ class Session:
 def clients_for(model: Model, api_base: str | None, session: Session | None) -> Iterator[Clients]:
     """The session's clients, else new ones for ``model`` (closed on exit)."""
     if session is not None:
-        if model is not None or api_base is not None:
-            raise InputError("pass either session= or model= / api_base=: the session's clients have their model")
+        settings_for(model, api_base, session)
         yield session.clients
         return
     with open_clients(as_settings(model, api_base)) as clients:
@@ -95,3 +94,12 @@ def role_config(settings: ModelSettings, role: str = "worker") -> ModelConfig:
         temperature=settings.temperature,
         schema_mode=settings.schema_mode,
     )
+
+
+def settings_for(model: Model, api_base: str | None, session: Session | None) -> ModelSettings:
+    """The model settings of a call: its session's, else ``model=`` and ``api_base=``'s (not both)."""
+    if session is None:
+        return as_settings(model, api_base)
+    if model is not None or api_base is not None:
+        raise InputError("pass either session= or model= / api_base=: the session's clients have their model")
+    return session.settings
