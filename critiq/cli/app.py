@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.logging import RichHandler
+from typer.core import TyperGroup
 
 from critiq.cli.display import console
-from critiq.cli.flags import FlagsInLogs
+from critiq.cli.flags import FlagsInLogs, as_flags
+from critiq.errors import CritiqError
+
+
+class _FlagsInErrors(TyperGroup):
+    """The root command: a library error raised by a command names its flags (``--top-k``), not its parameters."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CritiqError as error:
+            if error.args and isinstance(error.args[0], str):
+                error.args = (as_flags(error.args[0]), *error.args[1:])
+            raise
+
 
 app = typer.Typer(
     name="critiq",
+    cls=_FlagsInErrors,
     help="Mine data-quality criteria from human preferences, distil a scorer, select data.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

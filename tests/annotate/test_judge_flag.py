@@ -48,10 +48,10 @@ def scripted(monkeypatch: pytest.MonkeyPatch) -> ScriptedClient:
     client = ScriptedClient(answer)
 
     @contextmanager
-    def worker_client(backend: str, settings: Any) -> Iterator[ScriptedClient]:
-        yield client
+    def worker_client(backend: str, settings: Any, session: Any) -> Iterator[tuple[ScriptedClient, None]]:
+        yield client, None  # the worker, and no clients it belongs to
 
-    monkeypatch.setattr("critiq.cli.annotate._worker_client", worker_client)
+    monkeypatch.setattr("critiq.api.annotating._worker", worker_client)
     return client
 
 
