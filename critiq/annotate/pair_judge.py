@@ -66,7 +66,7 @@ class PerCriterionJudge:
                 await self.worker.judge([example], batch)
                 for criterion in batch:
                     judgment = self.worker.verdict(criterion, example)
-                    if judgment is None or judgment.failed:
+                    if judgment is None or judgment.verdict is None:  # not judged, or its request failed
                         error = judgment.rationale if judgment is not None else ""
                         return PairOutcome(verdicts, error=error or "not judged")
                     verdicts[criterion.name] = judgment.verdict

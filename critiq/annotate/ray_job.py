@@ -18,15 +18,15 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 
 from critiq.annotate.annotator import done_ids, failed_path
+from critiq.annotate.config import AnnotateConfig
 from critiq.annotate.records import Agreement
 from critiq.data.models import Criterion, Example, Pair, Point
 from critiq.errors import BudgetExceeded, CritiqError
 from critiq.io import JsonlAppender
-from critiq.judge.modes import SwapMode, WorkerMode
-from critiq.llm.config import ModelConfig
+from critiq.llm.session import ModelSettings
 from critiq.lock import OutputLock
 from critiq.rundir.annotation import AnnotationSummary
 
@@ -38,21 +38,24 @@ FATAL = "fatal: "  # an error that ends the run (a refused key): Ray would drop 
 
 
 class RayAnnotateConfig(BaseModel):
-    """What every Ray worker needs to rebuild the client and the judge (holds no secret: only the key's name)."""
+    """What every Ray worker needs to rebuild the client and the judge (holds no secret: only the key's name).
 
-    model: ModelConfig
-    concurrency: int = 8
-    max_retries: int = 5
-    cache_dir: str | None = None
-    max_requests: int | None = None
-    max_cost: float | None = None
-    swap: SwapMode = "random"
-    mode: WorkerMode = "per-criterion"
-    seed: int = 0
-    language: str = "en"
-    margin: int = 0
-    early_stop: bool = True
+    ``settings`` names the model and its server (both required: every worker talks to that server), the requests in
+    flight per worker (``concurrency``), retries, cache and budget (split evenly across the workers); ``annotate``
+    says how to judge (``swap``, ``judge``, ``seed``, ``language``, ``margin``, ``early_stop``).
+    """
+
+    settings: ModelSettings
+    annotate: AnnotateConfig = AnnotateConfig()
     batch_size: int = 64
+
+    @model_validator(mode="after")
+    def _served(self) -> RayAnnotateConfig:
+        if self.settings.api_base is None or not (self.settings.worker_model or self.settings.model):
+            raise ValueError(
+                "settings: name the model (model=) and its server (api_base=); every Ray worker talks to it"
+            )
+        return self
 
 
 class AnnotateUDF:
@@ -62,25 +65,21 @@ class AnnotateUDF:
         from critiq.annotate.pair_judge import PerCriterionJudge
         from critiq.judge.worker import Worker
         from critiq.llm.cache import RequestCache
-        from critiq.llm.client import LLMClient
+        from critiq.llm.session import client_for
         from critiq.llm.usage import Budget
         from critiq.prompts import Prompts
 
         self.job = RayAnnotateConfig.model_validate(job)
         self.criteria = [Criterion.model_validate(c) for c in criteria]
+        settings, options = self.job.settings, self.job.annotate
         budget = Budget(
-            max_requests=self.job.max_requests // actors if self.job.max_requests else None,
-            max_cost=self.job.max_cost / actors if self.job.max_cost else None,
+            max_requests=settings.max_requests // actors if settings.max_requests else None,
+            max_cost=settings.max_cost / actors if settings.max_cost else None,
         )
-        client = LLMClient(
-            self.job.model,
-            cache=RequestCache(self.job.cache_dir) if self.job.cache_dir else None,
-            concurrency=self.job.concurrency,
-            max_retries=self.job.max_retries,
-            budget=budget,
-        )
-        worker = Worker(client, Prompts(self.job.language), swap=self.job.swap, seed=self.job.seed, mode=self.job.mode)
-        self.judge = PerCriterionJudge(worker, self.criteria, margin=self.job.margin, early_stop=self.job.early_stop)
+        cache = RequestCache(settings.cache_dir) if settings.cache_dir else None
+        client = client_for(settings, "worker", cache=cache, budget=budget)
+        worker = Worker(client, Prompts(options.language), swap=options.swap, seed=options.seed, mode=options.judge)
+        self.judge = PerCriterionJudge(worker, self.criteria, margin=options.margin, early_stop=options.stops_early)
 
     async def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
         from critiq.annotate.pipeline import judged
@@ -89,11 +88,11 @@ class AnnotateUDF:
         examples = [_example(line) for line in batch["text"]]
         rows: dict[str, tuple[str, str]] = {}
         try:
-            async for example, outcome in judged(examples, self.judge, self.job.concurrency):
+            async for example, outcome in judged(examples, self.judge, self.job.settings.concurrency):
                 if outcome.failed:
                     rows[example.id] = ("", outcome.error or "failed")
                 else:
-                    record = record_for(example, outcome.verdicts, self.job.margin)
+                    record = record_for(example, outcome.verdicts, self.job.annotate.margin)
                     rows[example.id] = (json.dumps(record, ensure_ascii=False), "")
         except BudgetExceeded as error:  # this actor's share is spent: return what finished, mark the rest
             for example in examples:
@@ -160,7 +159,7 @@ def _annotate_with_ray(
     import ray.data
 
     finished = done_ids(out) if resume else set()
-    summary = AnnotationSummary(out=str(out), early_stop=job.early_stop)
+    summary = AnnotationSummary(out=str(out), early_stop=job.annotate.stops_early)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".critiq-annotate-", dir=out.parent) as work:
         todo = Path(work) / "todo.jsonl"
@@ -191,7 +190,7 @@ def _annotate_with_ray(
         context = ray.data.DataContext.get_current()
         bars, context.enable_progress_bars = context.enable_progress_bars, False
         try:
-            _collect(results, out, criteria, job.margin, summary)
+            _collect(results, out, criteria, job.annotate.margin, summary)
         finally:
             context.enable_progress_bars = bars
     return summary

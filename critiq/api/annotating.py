@@ -11,32 +11,25 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from critiq.api.inputs import Data, Model, as_criteria, as_settings, choose, stream
-from critiq.api.session import Session, clients_for, settings_for
+from critiq.api.session import Session, settings_for
 from critiq.errors import InputError
+from critiq.llm.session import open_worker, role_config
 from critiq.llm.sync import run_sync
 from critiq.rundir.annotation import ANNOTATION_FILE, JUDGE_FILE, AnnotationSummary
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from critiq.annotate.config import AnnotateConfig, Backend
     from critiq.data.models import Criterion, Example, Pair
     from critiq.data.shards import ShardSummary
     from critiq.judge.cost import RunEstimate
     from critiq.llm.session import ModelSettings
     from critiq.llm.usage import Usage
     from critiq.mine.result import FlowResult
-
-Swap = Literal["random", "both", "none"]
-Judge = Literal["per-criterion", "all-in-one", "overall"]
-Backend = Literal["http", "vllm-offline"]
-Engine = Literal["local", "ray"]
-SWAPS: tuple[Swap, ...] = ("random", "both", "none")
-JUDGES: tuple[Judge, ...] = ("per-criterion", "all-in-one", "overall")
-BACKENDS: tuple[Backend, ...] = ("http", "vllm-offline")
-ENGINES: tuple[Engine, ...] = ("local", "ray")
 
 
 @dataclass
@@ -79,20 +72,15 @@ class AnnotateResult:
 
 
 @contextmanager
-def _worker(backend: Backend, settings: ModelSettings, session: Session | None) -> Iterator[tuple[Any, Any]]:
-    """The workers' client (any server or provider over HTTP, or vLLM offline batch on a local GPU) and the clients
-    it belongs to (None for vLLM offline)."""
-    if backend == "vllm-offline":
-        from critiq.llm.cache import RequestCache
-        from critiq.llm.vllm_offline import VLLMOfflineClient
-
-        if not settings.model:
-            raise InputError("`backend` vllm-offline needs model= (a Hugging Face model name or path)")
-        cache = RequestCache(settings.cache_dir) if settings.cache_dir else None
-        yield VLLMOfflineClient(settings.model, cache=cache, max_tokens=settings.worker_max_tokens), None
+def _worker(backend: Backend, settings: ModelSettings, session: Session | None) -> Iterator[tuple[Any, bool]]:
+    """The workers' client (a session's, any server or provider over HTTP, or vLLM offline batch on a local GPU) and
+    whether it talks to the embedded model."""
+    if session is not None and backend == "http":
+        worker = session.clients.worker
+        yield worker, session.clients.is_embedded(worker)
         return
-    with clients_for(None if session else settings, None, session) as clients:
-        yield clients.worker, clients
+    with open_worker(settings, backend) as client:
+        yield client, backend == "http" and (settings.worker_model or settings.model) is None  # no model named
 
 
 def _form(client: Any) -> str | None:
@@ -110,6 +98,26 @@ def _spent(before: Usage, after: Usage) -> Usage:
     return Usage(**{name: getattr(after, name) - getattr(before, name) for name in Usage.model_fields})
 
 
+def as_config(config: AnnotateConfig | None, options: dict[str, Any]) -> AnnotateConfig:
+    """``config`` with ``options`` (its fields by name) over it; a bad value is one line naming its parameter."""
+    from pydantic import ValidationError
+
+    from critiq.annotate.config import BACKENDS, ENGINES, MODES, SWAPS, AnnotateConfig
+
+    unknown = sorted(set(options) - set(AnnotateConfig.model_fields))
+    if unknown:
+        raise InputError(f"unknown option {unknown[0]}= (options: {', '.join(AnnotateConfig.model_fields)})")
+    for name, choices in (("swap", SWAPS), ("judge", MODES), ("backend", BACKENDS), ("engine", ENGINES)):
+        if name in options:
+            options[name] = choose(name, options[name], choices)
+    try:
+        return AnnotateConfig(**{**(config.model_dump() if config else {}), **options})
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = ".".join(str(part) for part in first["loc"])
+        raise InputError(f"{name}={first.get('input')!r}: {first['msg'].lower()}") from None
+
+
 async def aannotate(
     data: Data,
     criteria: Sequence[Criterion] | FlowResult | str | Path,
@@ -118,27 +126,12 @@ async def aannotate(
     api_base: str | None = None,
     session: Session | None = None,
     out: str | Path | None = None,
-    corpus: bool = False,
-    max_pairs: int | None = None,
-    length_matched: bool = True,
-    text_field: str = "text",
-    max_chars: int | None = None,
-    margin: int = 0,
-    swap: Swap = "random",
-    judge: Judge = "per-criterion",
-    early_stop: bool = True,
+    config: AnnotateConfig | None = None,
     resume: bool = False,
-    seed: int = 0,
-    language: str = "en",
-    backend: Backend = "http",
-    engine: Engine = "local",
-    ray_address: str | None = None,
-    ray_workers: int | None = None,
-    shards: str | None = None,
-    shard_rows: int | None = None,
-    source_name: str | None = None,
     progress: Callable[[int], None] | None = None,
+    source_name: str | None = None,
     record: str = ANNOTATION_FILE,
+    **options: Any,
 ) -> AnnotateResult:
     """The async form of :func:`annotate` (the same arguments).
 
@@ -151,34 +144,17 @@ async def aannotate(
     from critiq.prompts import Prompts
     from critiq.rundir.annotation import record_annotation
 
-    swap, judge, backend, engine = _checked(swap, judge, backend, engine)
-    voters, examples = _plan(data, criteria, judge, corpus, max_pairs, length_matched, text_field, max_chars, seed)
-    # one request answers every criterion (all-in-one) or none is asked (overall): nothing to stop early
-    early_stop = early_stop and judge == "per-criterion"
+    run = as_config(config, options)
+    voters, examples = _plan(data, criteria, run)
     settings = settings_for(model, api_base, session)
     with tempfile.TemporaryDirectory(prefix="critiq-annotate-") as scratch:
         target = Path(out) if out is not None else Path(scratch) / "labeled.jsonl"
-        if engine == "ray":
-            summary = _on_ray(
-                examples,
-                voters,
-                target,
-                settings,
-                swap,
-                judge,
-                seed,
-                language,
-                margin,
-                early_stop,
-                resume,
-                ray_workers,
-                ray_address,
-                backend,
-            )
-            usage, model_name, form, embedded = None, _role_model(settings), None, False
+        if run.engine == "ray":
+            summary = _on_ray(examples, voters, target, settings, run, resume)
+            usage, model_name, form, embedded = None, role_config(settings).model, None, False
         else:
-            with _worker(backend, settings, session) as (client, clients):
-                worker = Worker(client, Prompts(language), swap=swap, seed=seed, mode=judge)
+            with _worker(run.backend, settings, session) as (client, embedded):
+                worker = Worker(client, Prompts(run.language), swap=run.swap, seed=run.seed, mode=run.judge)
                 before = client.usage.model_copy()  # a session's clients may have run other steps
                 # the offline engine batches what is pending: give it a batch's worth of pairs at a time
                 concurrency = int(getattr(client, "batch_size", settings.concurrency))
@@ -187,66 +163,49 @@ async def aannotate(
                     voters,
                     worker,
                     target,
-                    margin=margin,
+                    margin=run.margin,
                     resume=resume,
-                    early_stop=early_stop,
+                    early_stop=run.stops_early,
                     concurrency=concurrency,
                     progress=progress,
                 )
                 usage = _spent(before, client.usage)
                 model_name, form = client.config.model, _form(client)
-                embedded = clients is not None and clients.is_embedded(client)
-        written: Path | None = None
-        if out is not None:
-            from critiq.annotate.annotator import failed_path
+        if out is None:
+            from critiq.io import iter_jsonl
 
-            written = record_annotation(
-                target,
-                summary,
-                usage,
-                model=model_name,
-                form=form,
-                failed=failed_path(target),
-                uses_local_model=embedded,
-                name=record,
-            )
-            card_model = settings.worker_model or settings.model
-            source = source_name or _describe(data)
-            sharded = _write_shards(summary, source, voters, target, card_model, shards, shard_rows) if shards else None
-            return AnnotateResult(summary, voters, target, written, usage, model_name, sharded)
-        from critiq.io import iter_jsonl
+            rows = list(iter_jsonl(target)) if target.exists() else []
+            return AnnotateResult(summary, voters, None, None, usage, model_name, None, rows)
+    from critiq.annotate.annotator import failed_path
 
-        rows = list(iter_jsonl(target)) if target.exists() else []
-        return AnnotateResult(summary, voters, None, None, usage, model_name, None, rows)
-
-
-def _checked(swap: str, judge: str, backend: str, engine: str) -> tuple[Swap, Judge, Backend, Engine]:
-    return choose("swap", swap, SWAPS), choose("judge", judge, JUDGES), *_where(backend, engine)
-
-
-def _where(backend: str, engine: str) -> tuple[Backend, Engine]:
-    return choose("backend", backend, BACKENDS), choose("engine", engine, ENGINES)
+    written = record_annotation(
+        target,
+        summary,
+        usage,
+        model=model_name,
+        form=form,
+        failed=failed_path(target),
+        uses_local_model=embedded,
+        name=record,
+    )
+    sharded = None
+    if run.shards:
+        card_model = settings.worker_model or settings.model
+        sharded = _write_shards(summary, source_name or _describe(data), voters, target, card_model, run)
+    return AnnotateResult(summary, voters, target, written, usage, model_name, sharded)
 
 
 def _plan(
-    data: Data,
-    criteria: Sequence[Criterion] | FlowResult | str | Path,
-    judge: Judge,
-    corpus: bool,
-    max_pairs: int | None,
-    length_matched: bool,
-    text_field: str,
-    max_chars: int | None,
-    seed: int,
+    data: Data, criteria: Sequence[Criterion] | FlowResult | str | Path, run: AnnotateConfig
 ) -> tuple[list[Criterion], Iterable[Example]]:
     """The criteria that vote and the examples to judge (pairs drawn from a corpus), checked before anything runs."""
     from critiq.annotate import draw_pairs
     from critiq.mine.ablation import OVERALL
 
-    voters = [OVERALL] if judge == "overall" else as_criteria(criteria)
-    examples: Iterable[Example] = stream(data, max_chars=max_chars, text_field=text_field)
-    if corpus:
-        examples = draw_pairs(examples, seed=seed, length_matched=length_matched, max_pairs=max_pairs)
+    voters = [OVERALL] if run.judge == "overall" else as_criteria(criteria)
+    examples: Iterable[Example] = stream(data, max_chars=run.max_chars, text_field=run.text_field)
+    if run.corpus:
+        examples = draw_pairs(examples, seed=run.seed, length_matched=run.length_matched, max_pairs=run.max_pairs)
     return voters, examples
 
 
@@ -257,40 +216,27 @@ def estimate(
     model: Model = None,
     api_base: str | None = None,
     out: str | Path | None = None,
-    corpus: bool = False,
-    max_pairs: int | None = None,
-    length_matched: bool = True,
-    text_field: str = "text",
-    max_chars: int | None = None,
-    margin: int = 0,
-    swap: Swap = "random",
-    judge: Judge = "per-criterion",
-    early_stop: bool = True,
+    config: AnnotateConfig | None = None,
     resume: bool = False,
-    seed: int = 0,
-    language: str = "en",
-    backend: Backend = "http",
-    engine: Engine = "local",
-    **unused: Any,
+    **options: Any,
 ) -> RunEstimate:
     """What :func:`annotate` with these arguments would cost (requests, tokens, price), sending nothing."""
     from critiq.annotate.annotator import done_ids
     from critiq.annotate.estimate import estimate_annotate
-    from critiq.api.session import role_config
     from critiq.prompts import Prompts
 
-    swap, judge, backend, engine = _checked(swap, judge, backend, engine)
-    voters, examples = _plan(data, criteria, judge, corpus, max_pairs, length_matched, text_field, max_chars, seed)
+    run = as_config(config, options)
+    voters, examples = _plan(data, criteria, run)
     return estimate_annotate(
         examples,
         voters,
         role_config(as_settings(model, api_base)),
-        prompts=Prompts(language),
-        swap=swap,
-        seed=seed,
-        margin=margin,
-        early_stop=early_stop and judge == "per-criterion",
-        mode=judge,
+        prompts=Prompts(run.language),
+        swap=run.swap,
+        seed=run.seed,
+        margin=run.margin,
+        early_stop=run.stops_early,
+        mode=run.judge,
         skip_ids=done_ids(Path(out)) if resume and out is not None else None,
     )
 
@@ -301,51 +247,24 @@ def _describe(data: Data) -> str:
     return describe(data)
 
 
-def _role_model(settings: ModelSettings) -> str:
-    from critiq.llm.local import LOCAL_MODEL
-
-    return settings.worker_model or settings.model or LOCAL_MODEL
-
-
 def _on_ray(
     examples: Iterable[Example],
     criteria: list[Criterion],
     out: Path,
     settings: ModelSettings,
-    swap: Swap,
-    judge: Judge,
-    seed: int,
-    language: str,
-    margin: int,
-    early_stop: bool,
+    run: AnnotateConfig,
     resume: bool,
-    workers: int | None,
-    address: str | None,
-    backend: Backend,
 ) -> AnnotationSummary:
     from critiq.annotate.ray_job import RayAnnotateConfig, annotate_with_ray
-    from critiq.api.session import role_config
 
-    if backend != "http":
+    if run.backend != "http":
         raise InputError("`engine` ray talks to a server: use `backend` http (the default)")
     if settings.api_base is None or not (settings.worker_model or settings.model):
         raise InputError("`engine` ray needs model= and api_base= (every Ray worker talks to that server)")
-    config = role_config(settings)
-    job = RayAnnotateConfig(
-        model=config,
-        concurrency=settings.concurrency,
-        max_retries=settings.max_retries,
-        cache_dir=str(settings.cache_dir) if settings.cache_dir else None,
-        max_requests=settings.max_requests,
-        max_cost=settings.max_cost,
-        swap=swap,
-        mode=judge,
-        seed=seed,
-        language=language,
-        margin=margin,
-        early_stop=early_stop,
+    job = RayAnnotateConfig(settings=settings, annotate=run)
+    return annotate_with_ray(
+        examples, criteria, out, job, resume=resume, workers=run.ray_workers, address=run.ray_address
     )
-    return annotate_with_ray(examples, criteria, out, job, resume=resume, workers=workers, address=address)
 
 
 def _write_shards(
@@ -354,16 +273,16 @@ def _write_shards(
     criteria: list[Criterion],
     out: Path,
     model: str | None,
-    shards: str,
-    shard_rows: int | None,
+    run: AnnotateConfig,
 ) -> ShardSummary:
     """The finished records (the JSONL file stays the resumable record) as Parquet shards in Hub layout."""
     from critiq.data.cards import annotated_card
     from critiq.data.shards import DEFAULT_SHARD_ROWS, jsonl_to_shards
 
+    assert run.shards is not None
     counts = {"records": summary.written + summary.skipped, "failed": summary.failed, "ties": summary.ties}
     card = annotated_card(source, criteria, model, counts)
-    return jsonl_to_shards(out, shards, card, shard_rows=shard_rows or DEFAULT_SHARD_ROWS)
+    return jsonl_to_shards(out, run.shards, card, shard_rows=run.shard_rows or DEFAULT_SHARD_ROWS)
 
 
 def annotate(
@@ -381,10 +300,11 @@ def annotate(
     ``data``: pairs, or an unlabeled corpus with ``corpus=True`` (pairs are drawn from it: ``max_pairs``,
     ``length_matched``, ``text_field``). ``criteria``: a list, a :class:`FlowResult` (its voters) or a criteria
     file. ``out`` gets the records (JSONL, appended as they finish; ``resume=True`` continues it) and
-    ``annotate.json`` beside it; without ``out`` the records stay in memory (``result.rows()``). Options: ``margin``,
-    ``swap`` (random | both | none), ``judge`` (per-criterion | all-in-one | overall), ``early_stop``, ``seed``,
-    ``language``, ``max_chars``, ``backend`` (http | vllm-offline), ``engine`` (local | ray, with ``ray_address``,
-    ``ray_workers``), ``shards`` / ``shard_rows`` (also write Parquet shards), ``progress``.
+    ``annotate.json`` beside it; without ``out`` the records stay in memory (``result.rows()``). ``options`` are
+    :class:`~critiq.annotate.AnnotateConfig` fields (or pass ``config=``): ``margin``, ``swap`` (random | both |
+    none), ``judge`` (per-criterion | all-in-one | overall), ``early_stop``, ``seed``, ``language``, ``max_chars``,
+    ``backend`` (http | vllm-offline), ``engine`` (local | ray, with ``ray_address``, ``ray_workers``), ``shards`` /
+    ``shard_rows`` (also write Parquet shards); ``progress`` is called with the count of examples done.
 
     Example::
 

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, cast
 
 from critiq.api.inputs import Model, as_settings
 from critiq.errors import InputError
-from critiq.llm.config import ModelConfig
 from critiq.llm.session import Clients, ModelSettings, open_clients
 from critiq.llm.usage import Usage
 
@@ -75,25 +74,6 @@ def clients_for(model: Model, api_base: str | None, session: Session | None) -> 
         return
     with open_clients(as_settings(model, api_base)) as clients:
         yield clients
-
-
-def role_config(settings: ModelSettings, role: str = "worker") -> ModelConfig:
-    """The worker's or manager's model as ``settings`` name it, without starting anything (dry runs, Ray workers)."""
-    from critiq.llm.local import LOCAL_MODEL
-
-    model = (settings.worker_model if role == "worker" else settings.manager_model) or settings.model
-    max_tokens = settings.worker_max_tokens if role == "worker" else settings.manager_max_tokens
-    if model is None:  # no model named: the embedded one, whatever keys are exported (as open_clients)
-        return ModelConfig(model=LOCAL_MODEL, api_base="embedded llama.cpp", max_tokens=max_tokens)
-    return ModelConfig(
-        model=model,
-        api_base=settings.api_base,
-        api_key_env=settings.api_key_env,
-        timeout=settings.timeout,
-        max_tokens=max_tokens,
-        temperature=settings.temperature,
-        schema_mode=settings.schema_mode,
-    )
 
 
 def settings_for(model: Model, api_base: str | None, session: Session | None) -> ModelSettings:

@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from critiq.annotate.config import BACKENDS, ENGINES, MODES, SWAPS, AnnotateConfig, flag_of
 from critiq.cli.app import app
+from critiq.cli.choices import choose
 from critiq.cli.data_options import DATA_HELP, DataOptions, data_options
 from critiq.cli.display import console, criteria_table, progress_bar
 from critiq.cli.groups import Flags, option_group
@@ -23,39 +25,37 @@ if TYPE_CHECKING:
     from critiq.judge.cost import RunEstimate
     from critiq.llm.usage import Usage
 
-EARLY_STOP_HELP = "ask criteria most accurate first and stop once the vote cannot change (same labels)"
+_FIELDS = AnnotateConfig.model_fields
 DRY_RUN_HELP = "print the requests, tokens and price the run would take, and send nothing"
-JUDGE_HELP = (
-    "per-criterion (one request per criterion) | all-in-one (one request answering every criterion) | "
-    "overall (the criterion-free baseline: which text is better overall; --criteria is not read)"
-)
+
+
+def _flag(field: str, *names: str, **options: Any) -> Any:
+    """The typer option of an :class:`AnnotateConfig` field: its flag and its description as help."""
+    return typer.Option(*(names or (flag_of(field),)), help=_FIELDS[field].description, **options)
+
+
+def _default(field: str) -> Any:
+    return _FIELDS[field].get_default(call_default_factory=True)
 
 
 @dataclass
 class AnnotateOptions:
-    """The flags of `judge` and `annotate` beyond the shared model flags."""
+    """What `judge` and `annotate` receive beyond the shared model flags: the run's :class:`AnnotateConfig` (its
+    choices still as typed) and the command's own switches."""
 
-    margin: int = 0
-    swap: str = "random"
-    judge: str = "per-criterion"
+    values: dict[str, Any] = field(default_factory=dict)  # AnnotateConfig fields as the flags gave them
     resume: bool = False
-    max_chars: int | None = None
-    corpus: bool = False
-    max_pairs: int | None = None
-    length_matched: bool = False
-    seed: int = 0
-    language: str = "en"
-    text_field: str = "text"
-    early_stop: bool = True
     dry_run: bool = False
-    backend: str = "http"
-    engine: str = "local"
-    ray_address: str | None = None
-    ray_workers: int | None = None
     data: DataOptions = field(default_factory=DataOptions)
-    shards: str | None = None
-    shard_rows: int | None = None
     record: str = "annotate.json"  # the run's record beside --out (`critiq judge` writes judge.json)
+
+    def config(self) -> AnnotateConfig:
+        """The flags as an :class:`AnnotateConfig`; a choice that is none of its values is one line naming its flag."""
+        values = dict(self.values)
+        for name, choices in (("swap", SWAPS), ("judge", MODES), ("backend", BACKENDS), ("engine", ENGINES)):
+            if name in values:
+                values[name] = choose(flag_of(name), values[name], choices)
+        return AnnotateConfig(**values)
 
 
 def print_estimate(run: RunEstimate) -> None:
@@ -94,45 +94,27 @@ def _annotate_command(
 ) -> None:
     from critiq.api.annotating import annotate, estimate
 
-    run: dict[str, Any] = {
-        "out": out,
-        "corpus": options.corpus,
-        "max_pairs": options.max_pairs,
-        "length_matched": options.length_matched,
-        "text_field": options.text_field,
-        "max_chars": options.max_chars,
-        "margin": options.margin,
-        "swap": options.swap,
-        "judge": options.judge,
-        "early_stop": options.early_stop,
-        "resume": options.resume,
-        "seed": options.seed,
-        "language": options.language,
-        "backend": options.backend,
-        "engine": options.engine,
-    }
+    config = options.config()
     # a local input is checked whole before anything is written, then streamed; a remote one is checked as it streams
     source = options.data.source(input_path)
     if options.dry_run:
-        print_estimate(estimate(source, criteria_path, model=settings, **run))
+        print_estimate(estimate(source, criteria_path, model=settings, out=out, config=config, resume=options.resume))
         return
     with progress_bar() as update:
         result = annotate(
             source,
             criteria_path,
             model=settings,
-            **run,
-            ray_address=options.ray_address,
-            ray_workers=options.ray_workers,
-            shards=options.shards,
-            shard_rows=options.shard_rows,
+            out=out,
+            config=config,
+            resume=options.resume,
             source_name=input_path,
             record=options.record,
-            progress=lambda n: update("annotate", n, max(n, options.max_pairs or n)),
+            progress=lambda n: update("annotate", n, max(n, config.max_pairs or n)),
         )
     _print_summary(result.summary, result.criteria, out, result.usage)
     if result.shards is not None:
-        console.print(f"{len(result.shards.shards)} shards ({result.shards.rows} records) in {options.shards}")
+        console.print(f"{len(result.shards.shards)} shards ({result.shards.rows} records) in {config.shards}")
 
 
 def _print_summary(summary: AnnotationSummary, criteria: list[Criterion], out: Path, usage: Usage | None) -> None:
@@ -157,16 +139,23 @@ def _print_summary(summary: AnnotationSummary, criteria: list[Criterion], out: P
 
 
 _RUN_FLAGS: Flags = {
-    "margin": (Annotated[int, typer.Option(min=0, help="votes one side needs beyond the other")], 0),
-    "swap": (Annotated[str, typer.Option(help="order of the two texts: random | both | none")], "random"),
-    "judge": (Annotated[str, typer.Option(help=JUDGE_HELP)], "per-criterion"),
+    "margin": (Annotated[int, _flag("margin", min=0)], _default("margin")),
+    "swap": (Annotated[str, _flag("swap")], _default("swap")),
+    "judge": (Annotated[str, _flag("judge")], _default("judge")),
     "resume": (Annotated[bool, typer.Option("--resume", help="skip ids already in --out")], False),
-    "max_chars": (Annotated[int | None, typer.Option(min=1)], None),
-    "language": (Annotated[str, typer.Option()], "en"),
-    "seed": (Annotated[int, typer.Option()], 0),
+    "max_chars": (Annotated[int | None, _flag("max_chars", min=1)], None),
+    "language": (Annotated[str, _flag("language")], _default("language")),
+    "seed": (Annotated[int, _flag("seed")], _default("seed")),
     "dry_run": (Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)], False),
 }
-run_options = option_group("run", _RUN_FLAGS, lambda values: AnnotateOptions(**values))
+
+
+def _run_options(values: dict[str, Any]) -> AnnotateOptions:
+    resume, dry_run = values.pop("resume"), values.pop("dry_run")
+    return AnnotateOptions(values=values, resume=resume, dry_run=dry_run)
+
+
+run_options = option_group("run", _RUN_FLAGS, _run_options)
 """The flags `judge` and `annotate` share; the command receives them as ``run: AnnotateOptions``."""
 
 
@@ -178,7 +167,7 @@ def judge(
     pairs: Annotated[str, typer.Argument(help=f"pairs or points to judge: {DATA_HELP}")],
     criteria: Annotated[Path, typer.Option(help="criteria.json from `critiq mine`, or your own")],
     out: Annotated[Path, typer.Option(help="judgments (jsonl)")],
-    early_stop: Annotated[bool, typer.Option(help=EARLY_STOP_HELP)] = False,
+    early_stop: Annotated[bool, _flag("early_stop", "--early-stop/--no-early-stop")] = False,
     settings: ModelSettings = ModelSettings(),
     data: DataOptions = DataOptions(),
     run: AnnotateOptions = AnnotateOptions(),
@@ -186,7 +175,7 @@ def judge(
     """Judge pairs against criteria; with human labels, report each criterion's and the vote's accuracy."""
     from critiq.rundir.annotation import JUDGE_FILE
 
-    options = replace(run, early_stop=early_stop, data=data, record=JUDGE_FILE)
+    options = replace(run, values={**run.values, "early_stop": early_stop}, data=data, record=JUDGE_FILE)
     _annotate_command(pairs, criteria, out, settings, options)
 
 
@@ -198,35 +187,36 @@ def annotate(
     input: Annotated[str, typer.Argument(help=f"pairs, or an unlabeled corpus with --corpus: {DATA_HELP}")],
     criteria: Annotated[Path, typer.Option(help="criteria.json from `critiq mine`")],
     out: Annotated[Path, typer.Option(help="labelled pairs (jsonl), appended as they finish")],
-    corpus: Annotated[bool, typer.Option("--corpus", help="INPUT is unlabeled documents: draw pairs from it")] = False,
-    max_pairs: Annotated[int | None, typer.Option(min=1, help="pairs to draw from the corpus")] = None,
-    length_matched: Annotated[bool, typer.Option(help="pair documents of similar length")] = True,
-    text_field: Annotated[str, typer.Option(help="text field of the corpus")] = "text",
-    backend: Annotated[str, typer.Option(help="http (any server/provider) | vllm-offline (local GPU batch)")] = "http",
-    early_stop: Annotated[bool, typer.Option(help=EARLY_STOP_HELP)] = True,
-    engine: Annotated[str, typer.Option(help="local (one process) | ray (a Ray Data job; needs --api-base)")] = "local",
-    ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (engine ray)")] = None,
-    ray_workers: Annotated[int | None, typer.Option(min=1, help="Ray workers (engine ray; default: CPUs − 1)")] = None,
-    shards: Annotated[str | None, typer.Option(help="also write the records as Parquet shards in Hub layout")] = None,
-    shard_rows: Annotated[int | None, typer.Option(min=1, help="rows per shard (default 100000)")] = None,
+    corpus: Annotated[bool, _flag("corpus", "--corpus")] = _default("corpus"),
+    max_pairs: Annotated[int | None, _flag("max_pairs", min=1)] = None,
+    length_matched: Annotated[bool, _flag("length_matched", "--length-matched/--no-length-matched")] = _default(
+        "length_matched"
+    ),
+    text_field: Annotated[str, _flag("text_field")] = _default("text_field"),
+    backend: Annotated[str, _flag("backend")] = _default("backend"),
+    early_stop: Annotated[bool, _flag("early_stop", "--early-stop/--no-early-stop")] = _default("early_stop"),
+    engine: Annotated[str, _flag("engine")] = _default("engine"),
+    ray_address: Annotated[str | None, _flag("ray_address")] = None,
+    ray_workers: Annotated[int | None, _flag("ray_workers", min=1)] = None,
+    shards: Annotated[str | None, _flag("shards")] = None,
+    shard_rows: Annotated[int | None, _flag("shard_rows", min=1)] = None,
     settings: ModelSettings = ModelSettings(),
     data: DataOptions = DataOptions(),
     run: AnnotateOptions = AnnotateOptions(),
 ) -> None:
     """Label many pairs with the workers and the final criteria (majority vote)."""
-    options = replace(
-        run,
-        corpus=corpus,
-        max_pairs=max_pairs,
-        length_matched=length_matched,
-        text_field=text_field,
-        early_stop=early_stop,
-        backend=backend,
-        engine=engine,
-        ray_address=ray_address,
-        ray_workers=ray_workers,
-        data=data,
-        shards=shards,
-        shard_rows=shard_rows,
-    )
+    own = {
+        "corpus": corpus,
+        "max_pairs": max_pairs,
+        "length_matched": length_matched,
+        "text_field": text_field,
+        "early_stop": early_stop,
+        "backend": backend,
+        "engine": engine,
+        "ray_address": ray_address,
+        "ray_workers": ray_workers,
+        "shards": shards,
+        "shard_rows": shard_rows,
+    }
+    options = replace(run, values={**run.values, **own}, data=data)
     _annotate_command(input, criteria, out, settings, options)

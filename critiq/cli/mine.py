@@ -140,8 +140,8 @@ def mine(
     valid_examples = load_examples(valid_source, max_chars=max_chars, require_labels=True) if valid_source else None
     initial = load_criteria(init_criteria) if init_criteria else []
     if dry_run:
-        from critiq.api.session import role_config
         from critiq.cli.annotate import print_estimate
+        from critiq.llm.session import role_config
         from critiq.mine.estimate import estimate_mine
 
         estimate = estimate_mine(

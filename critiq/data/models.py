@@ -115,11 +115,34 @@ class Criterion(BaseModel):
 
 
 class Judgment(BaseModel):
-    """A worker's verdict on one example under one criterion."""
+    """A worker's verdict on one example under one criterion.
+
+    ``verdict`` is A, B, or ``"none"`` (an abstention: the criterion does not apply, the texts are equal on it, the
+    worker is unsure, or the two orders disagreed); a request that failed has ``verdict=None, failed=True`` and its
+    error as ``rationale``. Files written before that distinction stored a failure as ``"none"``: it reads as ``None``.
+    """
 
     example_id: str
     criterion: str
-    verdict: Verdict
+    verdict: Verdict | None
     rationale: str = ""
     swapped: bool = False
     failed: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _failure_has_no_verdict(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("failed") and data.get("verdict") == "none":
+            return {**data, "verdict": None}  # an older run directory's failed judgment
+        return data
+
+    @model_validator(mode="after")
+    def _verdict_unless_failed(self) -> Judgment:
+        if self.verdict is None and not self.failed:
+            raise ValueError("a judgment without a verdict must be failed (failed=True)")
+        return self
+
+    @property
+    def decided(self) -> bool:
+        """Whether the verdict picks a side (A or B): neither an abstention nor a failure."""
+        return self.verdict in ("A", "B")

@@ -18,6 +18,7 @@ from critiq.errors import CritiqError
 from critiq.judge.modes import SwapMode, WorkerMode
 from critiq.judge.worker import Worker
 from critiq.llm.config import ModelConfig
+from critiq.llm.local import LOCAL_MODEL
 from critiq.llm.protocol import ChatClient, Completion, Messages
 from critiq.llm.providers import litellm as load_litellm
 from critiq.llm.usage import Usage
@@ -100,8 +101,8 @@ def count_tokens(model: str, conversations: Sequence[list[dict[str, str]]]) -> l
 
 def price(config: ModelConfig, prompt_tokens: float, completion_tokens: float) -> tuple[float | None, str]:
     """Dollars for these tokens from litellm's price map, or ``None`` with the reason it is unknown."""
-    if config.api_base is not None:
-        return None, f"unknown: self-hosted server at {config.api_base}"
+    if config.api_base is not None or config.model == LOCAL_MODEL:
+        return None, f"unknown: self-hosted server at {config.api_base or 'embedded llama.cpp'}"
     litellm = load_litellm()
     try:
         prompt_cost, completion_cost = litellm.cost_per_token(

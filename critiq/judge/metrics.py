@@ -25,9 +25,10 @@ def agreement(correct: int, judged: int, n: int) -> CriterionStats:
 
 
 def criterion_stats(judgments: Sequence[Judgment], gold: Mapping[str, str | None]) -> CriterionStats:
-    """A criterion's :func:`agreement` with the human labels; ``judged`` = its A/B (non-``none``) verdicts."""
+    """A criterion's :func:`agreement` with the human labels; ``judged`` = its A/B verdicts (an abstention and a
+    failed request count in ``n``, as wrong)."""
     labelled = [j for j in judgments if gold.get(j.example_id) is not None]
-    judged = [j for j in labelled if j.verdict != "none"]
+    judged = [j for j in labelled if j.decided]
     correct = sum(j.verdict == gold[j.example_id] for j in judged)
     return agreement(correct, len(judged), len(labelled))
 
@@ -39,9 +40,9 @@ def position_bias(raw_cells: Sequence[Sequence[Judgment]]) -> dict[str, float | 
     with the order (``swap="both"`` only). ``first_position_rate``: share of non-``none`` answers that picked
     whichever text was shown first (0.5 means no positional preference).
     """
-    both = [cell for cell in raw_cells if len(cell) == 2 and all(j.verdict != "none" for j in cell)]
+    both = [cell for cell in raw_cells if len(cell) == 2 and all(j.decided for j in cell)]
     flips = sum(cell[0].verdict != cell[1].verdict for cell in both)
-    answers = [j for cell in raw_cells for j in cell if j.verdict != "none"]
+    answers = [j for cell in raw_cells for j in cell if j.decided]
     first = sum((j.verdict == "A") != j.swapped for j in answers)
     return {
         "flip_rate": flips / len(both) if both else None,

@@ -9,10 +9,10 @@ import numpy as np
 from critiq.data.models import CriterionStats
 from critiq.judge.metrics import agreement
 
-_SIGN = {"A": 1, "B": -1, "none": 0}
+_SIGN = {"A": 1, "B": -1, "none": 0, None: 0}
 
 
-def majority(verdicts: Sequence[str], margin: int = 0) -> str | None:
+def majority(verdicts: Sequence[str | None], margin: int = 0) -> str | None:
     """``A`` or ``B`` when that side has more than ``margin`` votes over the other; a tie gives no label."""
     a = sum(v == "A" for v in verdicts)
     b = sum(v == "B" for v in verdicts)
@@ -23,8 +23,8 @@ def majority(verdicts: Sequence[str], margin: int = 0) -> str | None:
     return None
 
 
-def vote_matrix(rows: Sequence[Sequence[str]]) -> np.ndarray:
-    """Verdicts as +1 (A), -1 (B), 0 (none): one row per example, one column per criterion."""
+def vote_matrix(rows: Sequence[Sequence[str | None]]) -> np.ndarray:
+    """Verdicts as +1 (A), -1 (B), 0 (none, or a failed request): one row per example, one column per criterion."""
     return np.array([[_SIGN[v] for v in row] for row in rows], dtype=np.float32).reshape(len(rows), -1)
 
 

@@ -279,7 +279,7 @@ def _judgment(
         return Judgment(
             example_id=example.id,
             criterion=criterion.name,
-            verdict="none",
+            verdict=None,
             swapped=swapped,
             failed=True,
             rationale=completion.error or "",

@@ -16,6 +16,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from critiq.errors import BudgetExceeded, CritiqError
 from critiq.llm import providers
+from critiq.llm.base import CachedClient, Sent
 from critiq.llm.cache import RequestCache, request_key
 from critiq.llm.config import ModelConfig
 from critiq.llm.errors import (
@@ -27,7 +28,7 @@ from critiq.llm.errors import (
     from_exception,
 )
 from critiq.llm.probe import server_kind, unreachable
-from critiq.llm.protocol import ChatClient, Completion, Messages, T, cached_completion, validated
+from critiq.llm.protocol import Completion, Messages
 from critiq.llm.reach import ConnectionBudget
 from critiq.llm.structured import Form, response_format, sent_schema, with_schema_hint
 from critiq.llm.sync import run_sync as run_sync
@@ -61,7 +62,7 @@ class FormMemory:
             )
 
 
-class LLMClient(ChatClient):
+class LLMClient(CachedClient):
     """Chat completions for one model, shared by every component of a run (a :class:`ChatClient`).
 
     * ``concurrency`` bounds requests in flight; retries use exponential backoff with jitter and honour Retry-After;
@@ -119,23 +120,16 @@ class LLMClient(ChatClient):
         )
 
     # ---------------------------------------------------------------- public
-    async def respond(
+    def prepare(
         self, messages: Messages, schema: type[BaseModel] | None, sample: int, params: dict[str, Any]
-    ) -> Completion[Any]:
-        """One chat completion, from the cache when this exact request was answered before."""
+    ) -> tuple[str, tuple[dict[str, Any], dict[str, Any] | None]]:
+        """The cache key, and the request parameters with the schema as it is sent."""
         request = {**self.config.request_params(), **params}
         if sample and self.config.temperature == 0 and "temperature" not in params:
             request["temperature"] = 0.7  # distinct samples need some randomness
         sent = sent_schema(schema, keep_limits=self._direct is not None) if schema is not None else None
         described = {"name": schema.__name__, "schema": sent} if schema is not None else None
-        key = request_key(self.config.model, messages, {**request, "schema": described}, sample)
-        hit = cached_completion(self.cache, key, schema, self.usage)
-        if hit is not None:
-            return hit
-        completion = await self._answer(messages, request, schema, sent)
-        if not completion.failed and self.cache is not None:
-            self.cache.put(key, {"text": completion.text})
-        return completion
+        return request_key(self.config.model, messages, {**request, "schema": described}, sample), (request, sent)
 
     async def complete_many(
         self,
@@ -214,30 +208,32 @@ class LLMClient(ChatClient):
         return (with_schema_hint(messages, sent) if prompted else messages), wire, prompted
 
     # ---------------------------------------------------------- answering
-    async def _answer(
-        self, messages: Messages, request: dict[str, Any], schema: type[T] | None, sent: dict[str, Any] | None
-    ) -> Completion[T]:
+    async def send(
+        self,
+        messages: Messages,
+        schema: type[BaseModel] | None,
+        request: tuple[dict[str, Any], dict[str, Any] | None],
+    ) -> Sent:
+        """The first answer, in the form the provider takes (JSON mode when it refused the schema form)."""
+        params, sent = request
+
         def build() -> Wire:
-            return self._wire(messages, request, schema, sent)
+            return self._wire(messages, params, schema, sent)
 
         try:
-            try:
-                text, (wire_messages, wire, _) = await self._send(build)
-            except ResponseFormatRefused as refused:
-                if refused.fatal and self._stopped is refused:
-                    raise
-                text, (wire_messages, wire, _) = await self._send(build)  # JSON mode, learnt from the refusal
-        except ProviderError as error:
-            if error.fatal:
+            text, (wire_messages, wire, _) = await self._send(build)
+        except ResponseFormatRefused as refused:
+            if refused.fatal and self._stopped is refused:
                 raise
-            self.usage.failures += 1  # spent retries, a context overflow, a content refusal: this request only
-            log.warning("request failed: %s", error)
-            return Completion(text=None, error=str(error)[:300])
+            text, (wire_messages, wire, _) = await self._send(build)  # JSON mode, learnt from the refusal
 
         async def reask(conversation: Messages) -> str:
             return (await self._send(lambda: (conversation, wire, True)))[0]
 
-        return await validated(text, wire_messages, schema, self.usage, reask)
+        return Sent(text, wire_messages, reask)
+
+    def failed(self, error: ProviderError) -> None:
+        log.warning("request failed: %s", error)
 
     def _semaphore(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()

@@ -1,8 +1,9 @@
 """The one chat-client contract: :class:`ChatClient`, its :class:`Completion`, and the behaviour every client shares
 (the cache-hit path, one re-ask on invalid output).
 
-Implemented by :class:`~critiq.llm.LLMClient` (HTTP), :class:`~critiq.llm.vllm_offline.VLLMOfflineClient` (vLLM
-batch on a local GPU) and :class:`critiq.testing.ScriptedClient` (unit tests).
+Implemented by :class:`~critiq.llm.LLMClient` (HTTP) and :class:`~critiq.llm.vllm_offline.VLLMOfflineClient` (vLLM
+batch on a local GPU), both on :class:`~critiq.llm.base.CachedClient` (the cache and the validation), and by
+:class:`critiq.testing.ScriptedClient` (tests: one scripted answer a call).
 """
 
 from __future__ import annotations

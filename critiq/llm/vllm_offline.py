@@ -18,10 +18,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from critiq.llm.base import CachedClient, Sent
 from critiq.llm.cache import RequestCache, request_key
 from critiq.llm.config import ModelConfig
-from critiq.llm.errors import EngineError, ProviderError
-from critiq.llm.protocol import ChatClient, Completion, Messages, cached_completion, validated
+from critiq.llm.errors import EngineError
+from critiq.llm.protocol import Messages
 from critiq.llm.structured import sent_schema
 from critiq.llm.usage import Budget, Usage
 
@@ -58,7 +59,7 @@ def _engine(model: str, options: dict[str, Any]) -> Any:
     return LLM(model=resolve_model(model), **options)
 
 
-class VLLMOfflineClient(ChatClient):
+class VLLMOfflineClient(CachedClient):
     """Batching adapter over ``vllm.LLM`` (or any object with the same ``chat`` method, passed as ``engine``)."""
 
     def __init__(
@@ -88,10 +89,10 @@ class VLLMOfflineClient(ChatClient):
         self._params: dict[str, tuple[dict[str, Any] | None, int, float]] = {}
         self._running: asyncio.Task[None] | None = None
 
-    async def respond(
+    def prepare(
         self, messages: Messages, schema: type[BaseModel] | None, sample: int, params: dict[str, Any]
-    ) -> Completion[Any]:
-        """One chat completion, batched with the others waiting; ``params`` (max_tokens, temperature) shape it."""
+    ) -> tuple[str, str]:
+        """The cache key and the batch group of the request; ``params`` (max_tokens, temperature) shape it."""
         unknown = set(params) - {"max_tokens", "temperature"}
         if unknown:
             raise TypeError(f"VLLMOfflineClient.complete: unsupported parameters {sorted(unknown)}")
@@ -101,25 +102,17 @@ class VLLMOfflineClient(ChatClient):
             temperature = 0.7  # distinct samples need some randomness
         sent = sent_schema(schema, keep_limits=True) if schema is not None else None
         request = {"max_tokens": max_tokens, "temperature": temperature, "schema": sent}
-        key = request_key(self.config.model, messages, request, sample)
-        hit = cached_completion(self.cache, key, schema, self.usage)
-        if hit is not None:
-            return hit
         group = json.dumps(request, sort_keys=True)
         self._params[group] = (sent, max_tokens, temperature)
+        return request_key(self.config.model, messages, request, sample), group
 
-        async def send(conversation: Messages) -> str:
-            return await self._enqueue(conversation, group)
+    async def send(self, messages: Messages, schema: type[BaseModel] | None, request: str) -> Sent:
+        """The answer of the batch the request joins (one per schema and sampling parameters)."""
 
-        try:
-            text = await send(messages)
-        except ProviderError as error:
-            self.usage.failures += 1
-            return Completion(text=None, error=str(error)[:300])
-        completion = await validated(text, messages, schema, self.usage, send)
-        if not completion.failed and self.cache is not None:
-            self.cache.put(key, {"text": completion.text})
-        return completion
+        async def ask(conversation: Messages) -> str:
+            return await self._enqueue(conversation, request)
+
+        return Sent(await ask(messages), messages, ask)
 
     async def _enqueue(self, messages: Messages, group: str) -> str:
         self.budget.reserve(self.usage)  # counted before it joins a batch: a budget is never overshot

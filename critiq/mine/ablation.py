@@ -195,7 +195,8 @@ class Ablation:
             await worker.judge(test, criteria)
         predicted = []
         for example in test:
-            verdicts = {c.name: (j.verdict if (j := worker.verdict(c, example)) else "none") for c in criteria}
+            # a failed (or never answered) cell is null, never the abstention "none"
+            verdicts = {c.name: (j.verdict if (j := worker.verdict(c, example)) else None) for c in criteria}
             vote = majority(list(verdicts.values()), self.config.margin)
             predicted.append(vote)
             self.test_rows.append(

@@ -525,7 +525,7 @@ class CritiQFlow:
 
 
 def _none(example_id: str, name: str) -> Judgment:
-    return Judgment(example_id=example_id, criterion=name, verdict="none", failed=True)
+    return Judgment(example_id=example_id, criterion=name, verdict=None, failed=True)
 
 
 def _failures(judgments: Sequence[Judgment]) -> int:

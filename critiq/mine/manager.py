@@ -247,6 +247,8 @@ class Manager:
         verdict and the human answer in that order, the worker's analysis, and the pair's human note; every one of
         them is fenced.
         """
+        if judgment.verdict is None:
+            raise ValueError(f"{criterion.name}: a failed judgment has no verdict to critique")
         flipped = isinstance(example, Pair) and judgment.swapped
         shown = self._shown_label(example, flipped)
         common = {

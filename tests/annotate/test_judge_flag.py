@@ -48,10 +48,10 @@ def scripted(monkeypatch: pytest.MonkeyPatch) -> ScriptedClient:
     client = ScriptedClient(answer)
 
     @contextmanager
-    def worker_client(backend: str, settings: Any, session: Any) -> Iterator[tuple[ScriptedClient, None]]:
-        yield client, None  # the worker, and no clients it belongs to
+    def worker_client(settings: Any, backend: str) -> Iterator[ScriptedClient]:
+        yield client
 
-    monkeypatch.setattr("critiq.api.annotating._worker", worker_client)
+    monkeypatch.setattr("critiq.api.annotating.open_worker", worker_client)
     return client
 
 

@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from critiq.annotate import annotate
+from critiq.annotate.config import AnnotateConfig
 from critiq.annotate.ray_job import RayAnnotateConfig, annotate_with_ray
 from critiq.errors import BudgetExceeded, CritiqError
 from critiq.judge.worker import Worker
 from critiq.llm.client import LLMClient
 from critiq.llm.config import ModelConfig
+from critiq.llm.session import ModelSettings
 from tests.annotate.test_annotate import CRITERIA, pairs
 from tests.fakes.stub_server import StubServer
 
@@ -42,7 +44,8 @@ def test_ray_job_matches_the_local_engine_and_resumes_by_id(
     expected = records(tmp_path / "local.jsonl")
     assert local.written == 30
 
-    job = RayAnnotateConfig(model=config, concurrency=4, batch_size=8)
+    settings = ModelSettings(model=config.model, api_base=stub.api_base, concurrency=4, cache_dir=None)
+    job = RayAnnotateConfig(settings=settings, batch_size=8)
     half = tmp_path / "ray.jsonl"
     first = [json.dumps(expected[p.id]) + "\n" for p in pairs(12)]
     half.write_text("".join(first))  # as a killed run leaves it: 12 pairs done
@@ -58,8 +61,10 @@ def test_ray_job_matches_the_local_engine_and_resumes_by_id(
 
 
 def test_ray_job_budget_is_split_and_never_exceeded(ray_session: None, stub: StubServer, tmp_path: Path) -> None:
-    config = ModelConfig(model="openai/stub", api_base=stub.api_base)
-    job = RayAnnotateConfig(model=config, concurrency=2, batch_size=4, max_requests=40, early_stop=False)
+    settings = ModelSettings(
+        model="openai/stub", api_base=stub.api_base, concurrency=2, max_requests=40, cache_dir=None
+    )
+    job = RayAnnotateConfig(settings=settings, annotate=AnnotateConfig(early_stop=False), batch_size=4)
     stub.script([])
     with pytest.raises(BudgetExceeded, match="request budget of 20 reached"):
         annotate_with_ray(pairs(30), CRITERIA, tmp_path / "out.jsonl", job, workers=2)
@@ -71,7 +76,7 @@ def test_ray_job_budget_is_split_and_never_exceeded(ray_session: None, stub: Stu
         pairs(30),
         CRITERIA,
         tmp_path / "out.jsonl",
-        job.model_copy(update={"max_requests": None}),
+        job.model_copy(update={"settings": settings.model_copy(update={"max_requests": None})}),
         resume=True,
         workers=2,
     )
@@ -79,7 +84,8 @@ def test_ray_job_budget_is_split_and_never_exceeded(ray_session: None, stub: Stu
 
 
 def test_ray_job_reports_a_refused_key_in_one_line(ray_session: None, stub: StubServer, tmp_path: Path) -> None:
-    job = RayAnnotateConfig(model=ModelConfig(model="openai/stub", api_base=stub.api_base), max_retries=0)
+    settings = ModelSettings(model="openai/stub", api_base=stub.api_base, max_retries=0, cache_dir=None)
+    job = RayAnnotateConfig(settings=settings)
     stub.script(["401"] * 50)
     with pytest.raises(CritiqError, match="authentication failed"):
         annotate_with_ray(pairs(4), CRITERIA, tmp_path / "out.jsonl", job, workers=1)

@@ -136,8 +136,7 @@ def test_exported_key_and_no_model_is_the_embedded_model(work: Path) -> None:
 
 
 def test_role_config_ignores_exported_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    from critiq.cli.annotate import role_config
-    from critiq.llm.session import ModelSettings
+    from critiq.llm.session import ModelSettings, role_config
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-would-bill-you")
     assert role_config(ModelSettings(), "manager").model == LOCAL_MODEL
