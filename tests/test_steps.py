@@ -94,3 +94,14 @@ def test_select_names_its_parameters() -> None:
     with pytest.raises(critiq.CritiqError, match="`top_k` must be > 0"):
         critiq.select([0.1, 0.2], top_k=0)
     assert critiq.select([0.1, 0.7, 0.3], top_k=2).indices.tolist() == [1, 2]  # type: ignore[union-attr]
+
+
+def test_a_flow_result_converts_its_voters() -> None:
+    from critiq.data.models import CriterionStats as stats
+
+    voter = critiq.Criterion(
+        name="clarity", description="Prefer the clearer text.", stats=stats(n=8, correct=6, judged=8)
+    )
+    result = critiq.FlowResult(criteria=[], passed=False, below_threshold=[voter], vote=stats(n=8))
+    frame = result.to_pandas()
+    assert frame.loc[0, "name"] == "clarity" and not frame.loc[0, "final"] and frame.loc[0, "correct"] == 6
