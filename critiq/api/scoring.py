@@ -135,7 +135,7 @@ def score(
         summary = score_corpus(corpus, scorer, out, force=force, **options)
         return ScoreResult(summary, os.fspath(out))
     if engine == "ray":
-        raise CritiqError("engine='ray' writes a folder of shards: give out= a folder or URI")
+        raise CritiqError("`engine` ray writes a folder of shards: give out= a folder or URI")
     with tempfile.TemporaryDirectory(prefix="critiq-score-") as scratch:
         path = Path(scratch) / "scored.parquet"
         summary = score_corpus(corpus, scorer, path, **options)
