@@ -69,10 +69,10 @@ def run_demo(
 
     settings = settings or DemoSettings()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     tick = progress or (lambda stage, done, total: None)
 
-    with Session(model) as session:
+    with Session(model) as session:  # a missing key stops here, before anything is written
+        out.mkdir(parents=True, exist_ok=True)
         # 1. mine criteria from the bundled human-labelled code pairs
         pairs = load_pairs(bundled("code_pairs.jsonl"))[: settings.train_pairs]
         mine_dir = out / "mine"
