@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from critiq.errors import CritiqError
@@ -81,13 +79,3 @@ def _same_file(fd: int, path: Path) -> bool:
         return os.stat(path).st_ino == os.fstat(fd).st_ino
     except FileNotFoundError:
         return False
-
-
-@contextmanager
-def output_lock(output: str | os.PathLike[str]) -> Iterator[OutputLock]:
-    """Hold ``output``'s lock for the ``with`` block; raises :class:`OutputLocked` when another process holds it."""
-    lock = OutputLock(output)
-    try:
-        yield lock
-    finally:
-        lock.release()

@@ -140,14 +140,6 @@ class LocalServer:
         self.stop()
 
 
-def should_use_local(model: str | None) -> bool:
-    """True when no model is named: the embedded model, whatever provider keys the environment holds.
-
-    A hosted model (which bills its user) is used only when named: ``model=``, or a config file the user wrote.
-    """
-    return model is None
-
-
 def exported_keys() -> list[str]:
     """The provider key variables set in the environment (named in a log line when they go unused)."""
     return [name for name in KEY_VARIABLES if os.environ.get(name)]

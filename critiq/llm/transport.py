@@ -13,7 +13,6 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-DIRECT_PREFIXES = ("openai/", "hosted_vllm/")
 _TRANSPORTS: weakref.WeakSet[DirectTransport] = weakref.WeakSet()
 
 
@@ -43,10 +42,6 @@ class Reply:
     content: str
     prompt_tokens: int
     completion_tokens: int
-
-
-def wants_direct(model: str, api_base: str | None) -> bool:
-    return api_base is not None and model.startswith(DIRECT_PREFIXES)
 
 
 class DirectTransport:

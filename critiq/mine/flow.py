@@ -12,14 +12,14 @@ and the run directory holds a checkpoint after every step but never a key.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import logging
 import random
 import tempfile
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec
+from typing import Any
 
 from critiq.data.models import Criterion, CriterionStats, Example, Judgment, Pair
 from critiq.errors import BudgetExceeded, CritiqError
@@ -41,41 +41,40 @@ from critiq.prompts import Prompts
 from critiq.rundir.flow import HistoryRow, PositionBias, Retrieval, RunState, Slot, Status
 from critiq.rundir.flow_dir import RunDir
 
-__all__ = ["CritiQFlow", "FlowConfig", "JudgeMode", "SwapMode"]
+__all__ = ["CritiQFlow", "FlowConfig", "FlowRun", "JudgeMode", "SwapMode"]
 
 log = logging.getLogger(__name__)
-P = ParamSpec("P")
 
 Progress = Callable[[str, int, int], None]
 
 
-def _blocking(
-    afit: Callable[Concatenate[CritiQFlow, P], Coroutine[Any, Any, FlowResult]],
-) -> Callable[Concatenate[CritiQFlow, P], FlowResult]:
-    """The blocking form of ``afit``, with the same parameters; a flow without clients runs on the default ones."""
+@dataclass
+class FlowRun:
+    """One run of a flow: its checkpoint, directory, data, clients, workers, manager and evidence fit.
 
-    @functools.wraps(afit, assigned=("__module__",))  # the signature is afit's (__wrapped__), the name its own
-    def fit(flow: CritiQFlow, /, *args: P.args, **kwargs: P.kwargs) -> FlowResult:
-        """Run the flow (blocking; also inside a notebook's event loop); without clients it opens the default ones."""
-        if flow.manager_client is not None:
-            return run_sync(afit(flow, *args, **kwargs))
-        from critiq.llm.session import open_clients
+    The flow keeps none of it, so one :class:`CritiQFlow` can run twice at once (two ``afit`` calls, each with its
+    own ``run_dir``); runs that share clients share their usage counters.
+    """
 
-        with open_clients() as clients:
-            flow.manager_client, flow.worker_client = clients.manager, clients.worker
-            try:
-                return run_sync(afit(flow, *args, **kwargs))
-            finally:
-                flow.manager_client = flow.worker_client = None
-
-    return fit
+    state: RunState
+    run: RunDir
+    train: list[Example]
+    manager_client: ChatClient
+    worker_client: ChatClient
+    worker: Worker
+    scout: Worker  # retrieval judges each knowledge-base candidate on its own, whatever the evaluation mode
+    manager: Manager
+    fitter: EvidenceFitter
+    context_source: str
+    gold: dict[str, str | None]  # the human label of each training example
 
 
 class CritiQFlow:
     """Mine criteria: ``CritiQFlow(manager=..., worker=...).fit(pairs)`` → :class:`FlowResult`.
 
     ``manager`` and ``worker`` are chat clients such as :class:`~critiq.llm.LLMClient` (maybe the same). Without them,
-    ``fit`` opens clients from default settings (the embedded local model: no model is named).
+    ``fit`` opens clients from default settings (the embedded local model: no model is named). The flow holds its
+    settings only: each run's state is a :class:`FlowRun`, so runs of one flow do not disturb each other.
     """
 
     def __init__(
@@ -94,9 +93,6 @@ class CritiQFlow:
         self.init_criteria = list(init_criteria)
         self.progress = progress
         self.prompts = Prompts(self.config.language, self.config.prompts_dir)
-        self._gold: dict[str, str | None] = {}
-        self._fitter: EvidenceFitter | None = None
-        self._context_source = ""
 
     # ------------------------------------------------------------------ API
     async def afit(
@@ -110,28 +106,91 @@ class CritiQFlow:
         """Run the flow on ``train`` (criteria scored on ``valid`` too when given); :meth:`fit` is its blocking form."""
         if self.manager_client is None or self.worker_client is None:
             raise CritiqError("CritiQFlow.afit needs manager= and worker= clients (fit() opens default ones)")
-        train = list(train)
-        _check_examples(train, "train")
-        self._gold = {e.id: e.gold for e in train}
-        run = RunDir(run_dir or tempfile.mkdtemp(prefix="critiq-run-"))
-        with OutputLock(run.path):  # one process per run directory: a second one stops here, having written nothing
-            return await self._afit(train, valid, run, resume)
+        return await self._afit(self.manager_client, self.worker_client, train, valid, run_dir, resume)
+
+    def fit(
+        self,
+        train: Sequence[Example],
+        valid: Sequence[Example] | None = None,
+        *,
+        run_dir: str | Path | None = None,
+        resume: bool = False,
+    ) -> FlowResult:
+        """Run the flow (blocking; also inside a notebook's event loop); without clients it opens the default ones."""
+        if self.manager_client is not None and self.worker_client is not None:
+            return run_sync(self._afit(self.manager_client, self.worker_client, train, valid, run_dir, resume))
+        from critiq.llm.session import open_clients
+
+        with open_clients() as clients:
+            return run_sync(self._afit(clients.manager, clients.worker, train, valid, run_dir, resume))
 
     async def _afit(
-        self, train: list[Example], valid: Sequence[Example] | None, run: RunDir, resume: bool
+        self,
+        manager_client: ChatClient,
+        worker_client: ChatClient,
+        train: Sequence[Example],
+        valid: Sequence[Example] | None,
+        run_dir: str | Path | None,
+        resume: bool,
     ) -> FlowResult:
-        assert self.worker_client is not None  # checked by afit
-        state = self._open_state(run, train, resume)
+        train = list(train)
+        _check_examples(train, "train")
+        run = RunDir(run_dir or tempfile.mkdtemp(prefix="critiq-run-"))
+        with OutputLock(run.path):  # one process per run directory: a second one stops here, having written nothing
+            state = self._open_state(run, train, resume, manager_client, worker_client)
+            flow = self._start(state, run, train, manager_client, worker_client)
+            return await self._execute(flow, valid)
+
+    def _start(
+        self,
+        state: RunState,
+        run: RunDir,
+        train: list[Example],
+        manager_client: ChatClient,
+        worker_client: ChatClient,
+    ) -> FlowRun:
         config = self.config
-        worker = Worker(self.worker_client, self.prompts, swap=config.swap, seed=config.seed, mode=config.judge)
-        # retrieval judges each knowledge-base candidate on its own, whatever the evaluation mode
+        worker = Worker(worker_client, self.prompts, swap=config.swap, seed=config.seed, mode=config.judge)
         scout = worker
         if config.judge != "per-criterion":
-            scout = Worker(self.worker_client, self.prompts, swap=config.swap, seed=config.seed)
+            scout = Worker(worker_client, self.prompts, swap=config.swap, seed=config.seed)
         for key, judgment in run.judgments():
             (worker if "@" in key or scout is worker else scout).load(key, judgment)
-        manager = self._manager(state)
-        appender = run.appender()
+        context, source = context_window(manager_client.config, config.manager_context)
+        fitter = EvidenceFitter(
+            manager_client.config.model,
+            context,
+            manager_client.config.max_tokens,
+            seed=config.seed,
+            counter=counter_for(manager_client.config),
+        )
+        fitter.restore(state.evidence)
+        manager = Manager(
+            manager_client,
+            self.prompts,
+            task=config.task,
+            max_tokens=manager_client.config.max_tokens,
+            temperature=config.manager_temperature,
+            fitter=fitter,
+            seed=config.seed,
+        )
+        manager.evidence = list(state.notes)
+        return FlowRun(
+            state=state,
+            run=run,
+            train=train,
+            manager_client=manager_client,
+            worker_client=worker_client,
+            worker=worker,
+            scout=scout,
+            manager=manager,
+            fitter=fitter,
+            context_source=source,
+            gold={e.id: e.gold for e in train},
+        )
+
+    async def _execute(self, flow: FlowRun, valid: Sequence[Example] | None) -> FlowResult:
+        appender = flow.run.appender()
         written = 0
 
         def on_judgment(key: str, judgment: Judgment) -> None:
@@ -139,18 +198,18 @@ class CritiQFlow:
             appender.write({"key": key, "judgment": judgment.model_dump()})
             written += 1
             if written % 10 == 0:  # keep usage.json close to the truth should the process be killed
-                run.write("usage.json", self._total_usage(state))
+                flow.run.write("usage.json", self._total_usage(flow))
 
-        worker.on_judgment = scout.on_judgment = on_judgment
+        flow.worker.on_judgment = flow.scout.on_judgment = on_judgment
         try:
-            await self._run(state, run, train, worker, scout, manager)
-            result = await self._finish(state, run, train, valid, worker)
+            await self._run(flow)
+            result = await self._finish(flow, valid)
         except BudgetExceeded:
-            self._checkpoint(state, run)
+            self._checkpoint(flow)
             raise
         finally:
             appender.close()
-            run.write("usage.json", self._total_usage(state))
+            flow.run.write("usage.json", self._total_usage(flow))
         log.info(
             "flow finished: %d criteria passed, %d requests, %d cache hits",
             len(result.criteria),
@@ -159,110 +218,79 @@ class CritiQFlow:
         )
         return result
 
-    fit = _blocking(afit)
-
-    def _manager(self, state: RunState) -> Manager:
-        client = self.manager_client
-        assert client is not None
-        context, source = context_window(client.config, self.config.manager_context)
-        fitter = EvidenceFitter(
-            client.config.model,
-            context,
-            client.config.max_tokens,
-            seed=self.config.seed,
-            counter=counter_for(client.config),
-        )
-        fitter.restore(state.evidence)
-        self._fitter, self._context_source = fitter, source
-        manager = Manager(
-            client,
-            self.prompts,
-            task=self.config.task,
-            max_tokens=client.config.max_tokens,
-            temperature=self.config.manager_temperature,
-            fitter=fitter,
-            seed=self.config.seed,
-        )
-        manager.evidence = list(state.notes)
-        return manager
-
     # ------------------------------------------------------------------ steps
-    async def _run(
-        self, state: RunState, run: RunDir, train: list[Example], worker: Worker, scout: Worker, manager: Manager
-    ) -> None:
+    async def _run(self, flow: FlowRun) -> None:
+        state = flow.state
         if state.step == "start":
-            initial = await self._initial(state, run, train, worker, scout, manager)
+            initial = await self._initial(flow)
             if not initial:
                 raise CritiqError("no initial criteria: the manager proposed none and none were given or retrieved")
             state.slots = [Slot(id=i, current=c) for i, c in enumerate(initial)]
             state.step = "iterating"
-            self._checkpoint(state, run)
+            self._checkpoint(flow)
         last = self.config.rounds
         while state.step == "iterating":
             final_round = state.iteration >= last
             if state.phase == "evaluate":
-                await self._evaluate(state, train, worker)
+                await self._evaluate(flow)
                 state.phase = "done" if final_round else "reflect"
-                self._checkpoint(state, run)
-                self._write_iteration(state, run)
+                self._checkpoint(flow)
+                self._write_iteration(flow)
             if state.phase == "reflect":
-                await self._reflect(state, run, train, worker, manager)
-                self._write_iteration(state, run)  # now with the wrong cases critiqued
+                await self._reflect(flow)
+                self._write_iteration(flow)  # now with the wrong cases critiqued
             if final_round:
                 state.step = "done"
             else:
                 state.iteration += 1
                 state.phase = "evaluate"
-            self._checkpoint(state, run)
+            self._checkpoint(flow)
 
-    def _write_iteration(self, state: RunState, run: RunDir) -> None:
+    def _write_iteration(self, flow: FlowRun) -> None:
+        state = flow.state
         rows = [row for row in state.history if row.iteration == state.iteration]
-        run.write(f"iterations/iteration_{state.iteration}.json", rows)
+        flow.run.write(f"iterations/iteration_{state.iteration}.json", rows)
 
-    async def _initial(
-        self, state: RunState, run: RunDir, train: list[Example], worker: Worker, scout: Worker, manager: Manager
-    ) -> list[Criterion]:
+    async def _initial(self, flow: FlowRun) -> list[Criterion]:
         n = self.config.n_criteria
         chosen: list[Criterion] = list(self.init_criteria)[:n]
         if self.config.retrieves(len(chosen)):
-            chosen += await self._retrieve(state, train, scout, room=n - len(chosen), taken=chosen)
+            chosen += await self._retrieve(flow, room=n - len(chosen), taken=chosen)
         missing = n - len(chosen)
         if missing > 0:  # the warm-up feeds the proposals: skipped when every slot is given or retrieved
-            await self._warm_up(state, run, train, worker, manager)
+            await self._warm_up(flow)
             self._tick("propose", 0, missing)
-            chosen += await manager.propose(missing, chosen, [], attempts=3)
+            chosen += await flow.manager.propose(missing, chosen, [], attempts=3)
             self._tick("propose", missing, missing)
         return chosen
 
-    async def _warm_up(
-        self, state: RunState, run: RunDir, train: list[Example], worker: Worker, manager: Manager
-    ) -> None:
+    async def _warm_up(self, flow: FlowRun) -> None:
         """The manager reads every human example once, in the order the workers see it (at first need)."""
+        state = flow.state
         if state.warmed_up:
             return
-        state.notes = await manager.warm_up(
-            train, swapped=worker.seeded_swap, progress=lambda d, t: self._tick("warm-up", d, t)
+        state.notes = await flow.manager.warm_up(
+            flow.train, swapped=flow.worker.seeded_swap, progress=lambda d, t: self._tick("warm-up", d, t)
         )
         state.warmed_up = True
-        self._checkpoint(state, run)
+        self._checkpoint(flow)
 
-    async def _retrieve(
-        self, state: RunState, train: list[Example], scout: Worker, room: int, taken: Sequence[Criterion]
-    ) -> list[Criterion]:
+    async def _retrieve(self, flow: FlowRun, room: int, taken: Sequence[Criterion]) -> list[Criterion]:
         """The paper's retrieval: judge candidate KB criteria on the human examples; keep up to ``room`` (at most
         ``kb_keep``) whose accuracy is above the low threshold, most accurate first, ties broken at random."""
         from critiq.knowledge.retrieval import rank_by_accuracy
 
+        train, scout, gold = flow.train, flow.scout, flow.gold
         kb_size, candidates = kb_candidates(self.config, train, exclude={c.name for c in taken})
         before = scout.client.usage.requests
         await self._judge(scout, train, candidates, "retrieve")
-        stats = {c.name: criterion_stats(scout.verdicts(c, train), self._gold) for c in candidates}
+        stats = {c.name: criterion_stats(scout.verdicts(c, train), gold) for c in candidates}
         failed = {c.name: _failures(scout.verdicts(c, train)) for c in candidates}
         unjudged = [c.name for c in candidates if not self._answered(failed[c.name], len(train))]
         keep = self.config.kb_keep if self.config.kb_keep is not None else self.config.n_criteria
         rated = {name: s for name, s in stats.items() if name not in unjudged}
         kept = rank_by_accuracy(rated, min_accuracy=self.config.low, top=min(keep, room), seed=self.config.seed)
-        state.retrieval = Retrieval(
+        flow.state.retrieval = Retrieval(
             knowledge_base_size=kb_size,
             candidates=[c.name for c in candidates],
             judgments=len(candidates) * len(train),
@@ -287,12 +315,13 @@ class CritiQFlow:
     def _answered(self, failed: int, n: int) -> bool:
         return n == 0 or (n - failed) / n >= self.config.min_success
 
-    async def _evaluate(self, state: RunState, train: list[Example], worker: Worker) -> None:
+    async def _evaluate(self, flow: FlowRun) -> None:
+        state, train, worker, gold = flow.state, flow.train, flow.worker, flow.gold
         criteria = [slot.current for slot in state.slots]
         await self._judge(worker, train, criteria, f"iteration {state.iteration}")
         for slot in state.slots:
             judgments = worker.verdicts(slot.current, train)
-            stats = criterion_stats(judgments, self._gold)
+            stats = criterion_stats(judgments, gold)
             failed = _failures(judgments)
             slot.current = slot.current.model_copy(update={"stats": stats})
             slot.status = self._status(stats, failed, len(train))
@@ -325,20 +354,19 @@ class CritiQFlow:
             return "mid"
         return "low"
 
-    async def _reflect(
-        self, state: RunState, run: RunDir, train: list[Example], worker: Worker, manager: Manager
-    ) -> None:
+    async def _reflect(self, flow: FlowRun) -> None:
         """Mid criteria: critique every wrong case, then rewrite. Low criteria: ban and replace."""
+        state, manager = flow.state, flow.manager
         mid = [s for s in state.slots if s.status == "mid"]
         low = [s for s in state.slots if s.status == "low"]
         need = len(low) + self.config.n_criteria - len(state.slots)
         if not mid and need <= 0:
             return
-        await self._warm_up(state, run, train, worker, manager)
-        by_id = {e.id: e for e in train}
+        await self._warm_up(flow)
+        by_id = {e.id: e for e in flow.train}
         jobs: list[tuple[Slot, Example, Judgment]] = []
         for slot in mid:
-            picked = self._wrong_cases(state, slot, worker, train)
+            picked = self._wrong_cases(flow, slot)
             jobs += [(slot, by_id[j.example_id], j) for j in picked]
         self._tick("reflect", 0, len(jobs))
         critiques = await asyncio.gather(*(manager.critique(s.current, e, j) for s, e, j in jobs))
@@ -355,12 +383,13 @@ class CritiQFlow:
         if need > 0:
             await self._replace(state, low, need, manager)
 
-    def _wrong_cases(self, state: RunState, slot: Slot, worker: Worker, train: list[Example]) -> list[Judgment]:
+    def _wrong_cases(self, flow: FlowRun, slot: Slot) -> list[Judgment]:
         """Every case the criterion got wrong, or a seeded random sample of ``max_critiques`` of them."""
+        state, gold = flow.state, flow.gold
         wrong = [
             j
-            for j in worker.verdicts(slot.current, train)
-            if not j.failed and j.verdict != "none" and j.verdict != self._gold.get(j.example_id)
+            for j in flow.worker.verdicts(slot.current, flow.train)
+            if not j.failed and j.verdict != "none" and j.verdict != gold.get(j.example_id)
         ]
         cap = self.config.max_critiques
         picked = wrong
@@ -401,10 +430,9 @@ class CritiQFlow:
             state.slots.append(Slot(id=next_id + offset, current=criterion))
 
     # ------------------------------------------------------------------ end
-    async def _finish(
-        self, state: RunState, run: RunDir, train: list[Example], valid: Sequence[Example] | None, worker: Worker
-    ) -> FlowResult:
-        self._sync_evidence(state)
+    async def _finish(self, flow: FlowRun, valid: Sequence[Example] | None) -> FlowResult:
+        state, run, train, worker = flow.state, flow.run, flow.train, flow.worker
+        self._sync_evidence(flow)
         threshold = self.config.threshold
         best = [s.best for s in [*state.slots, *state.retired] if s.best is not None and s.best.stats is not None]
         best.sort(key=lambda c: _score(c.stats), reverse=True)
@@ -419,7 +447,6 @@ class CritiQFlow:
             )
         vote, weighted = self._votes(voters, train, worker)
         raw = [worker.raw(c, e) for c in voters for e in train if isinstance(e, Pair)]  # order matters for pairs only
-        assert self.manager_client is not None
         result = FlowResult(
             criteria=final,
             passed=bool(final),
@@ -433,9 +460,9 @@ class CritiQFlow:
             retrieval=state.retrieval,
             evidence=state.evidence,
             run_dir=run.path,
-            usage=self._total_usage(state),
+            usage=self._total_usage(flow),
             config=self.config.model_dump(),
-            models={"manager": self.manager_client.config.model, "worker": worker.client.config.model},
+            models={"manager": flow.manager_client.config.model, "worker": worker.client.config.model},
             task=self.config.task,
             domains=_domains(train, self.config.domains),
             data_kind="pairs" if all(isinstance(e, Pair) for e in train) else "points",
@@ -447,7 +474,7 @@ class CritiQFlow:
             gold = {e.id: e.gold for e in valid}
             result.valid_criteria = {c.name: criterion_stats(worker.verdicts(c, valid), gold) for c in voters}
             result.valid_vote = self._votes(voters, valid, worker)[0]
-            result.usage = self._total_usage(state)  # the validation requests count too
+            result.usage = self._total_usage(flow)  # the validation requests count too
         write_outputs(result, run)
         return result
 
@@ -460,22 +487,23 @@ class CritiQFlow:
         return vote, weighted_vote_stats(vote_matrix(rows), gold, seed=self.config.seed)
 
     # ------------------------------------------------------------------ plumbing
-    def _identity(self, train: list[Example]) -> dict[str, str]:
+    def _identity(self, train: list[Example], manager_client: ChatClient, worker_client: ChatClient) -> dict[str, str]:
         """What a resumed run must share with the run it continues."""
-        assert self.manager_client is not None and self.worker_client is not None
         initial = hashlib.sha256("\n".join(c.text for c in self.init_criteria).encode()).hexdigest()[:16]
         return {
             "data": data_digest(train),
             "initial": initial,
             "settings": settings_digest(self.config.results_config()),
-            "manager_model": self.manager_client.config.model,
-            "worker_model": self.worker_client.config.model,
+            "manager_model": manager_client.config.model,
+            "worker_model": worker_client.config.model,
             "prompts": self.prompts.digest(),
             "language": self.config.language,
         }
 
-    def _open_state(self, run: RunDir, train: list[Example], resume: bool) -> RunState:
-        identity = self._identity(train)
+    def _open_state(
+        self, run: RunDir, train: list[Example], resume: bool, manager_client: ChatClient, worker_client: ChatClient
+    ) -> RunState:
+        identity = self._identity(train, manager_client, worker_client)
         print_id = fingerprint(identity)
         if run.exists():
             if not resume:
@@ -501,20 +529,20 @@ class CritiQFlow:
         run.save(state)
         return state
 
-    def _sync_evidence(self, state: RunState) -> None:
-        if self._fitter is not None and self._fitter.requests:
-            state.evidence = self._fitter.summary(len(state.notes), self._context_source)
+    def _sync_evidence(self, flow: FlowRun) -> None:
+        if flow.fitter.requests:
+            flow.state.evidence = flow.fitter.summary(len(flow.state.notes), flow.context_source)
 
-    def _checkpoint(self, state: RunState, run: RunDir) -> None:
-        self._sync_evidence(state)
-        total = self._total_usage(state)
-        run.save(state.model_copy(update={"usage_before": total}))
-        run.write("usage.json", total)
+    def _checkpoint(self, flow: FlowRun) -> None:
+        self._sync_evidence(flow)
+        total = self._total_usage(flow)
+        flow.run.save(flow.state.model_copy(update={"usage_before": total}))
+        flow.run.write("usage.json", total)
 
-    def _total_usage(self, state: RunState) -> Usage:
+    def _total_usage(self, flow: FlowRun) -> Usage:
         """Spent by earlier attempts plus this one (manager and worker counted once when they share a counter)."""
-        total = state.usage_before
-        counters = [c.usage for c in (self.manager_client, self.worker_client) if c is not None]
+        total = flow.state.usage_before
+        counters = [flow.manager_client.usage, flow.worker_client.usage]
         for counter in [u for i, u in enumerate(counters) if all(u is not v for v in counters[:i])]:
             total = total.add(counter)
         return total
