@@ -105,3 +105,9 @@ def test_a_flow_result_converts_its_voters() -> None:
     result = critiq.FlowResult(criteria=[], passed=False, below_threshold=[voter], vote=stats(n=8))
     frame = result.to_pandas()
     assert frame.loc[0, "name"] == "clarity" and not frame.loc[0, "final"] and frame.loc[0, "correct"] == 6
+
+
+def test_train_scorer_takes_pair_objects(tmp_path: Path) -> None:
+    pairs = [critiq.Pair(id=f"p{i}", a=f"good text {i}", b=f"bad {i}", preferred="a") for i in range(6)]
+    scorer = critiq.train_scorer(pairs, valid_fraction=0.0)
+    assert scorer.fit_report is not None and scorer.fit_report.n_train == 6

@@ -52,6 +52,7 @@ def train_scorer(
     """
     from critiq.api.annotating import AnnotateResult
     from critiq.data.loaders import load_pairs
+    from critiq.data.models import Pair
     from critiq.scorer.base import make_scorer
 
     target = Path(out) if out is not None else None
@@ -60,7 +61,9 @@ def train_scorer(
     if isinstance(labeled, AnnotateResult):
         pairs = labeled.pairs()
     else:
-        pairs = [p for p in load_pairs(labeled, max_chars=max_chars) if p.preferred is not None]
+        given = [e for e in labeled if isinstance(e, Pair)] if isinstance(labeled, list) else []
+        loaded = given if given and len(given) == len(labeled) else load_pairs(labeled, max_chars=max_chars)
+        pairs = [p for p in loaded if p.preferred is not None]
     if not pairs:
         raise CritiqError(f"{_name(labeled)}: no pair has a label (preferred is null everywhere)")
     scorer = make_scorer(kind, **options)
