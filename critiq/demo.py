@@ -13,13 +13,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from critiq.data.loaders import iter_examples, load_pairs
+from critiq.api.inputs import Model
+from critiq.data.loaders import load_pairs
 from critiq.errors import CritiqError
-from critiq.judge.worker import Worker
-from critiq.llm.client import run_sync
-from critiq.llm.session import Clients
-from critiq.mine.flow import CritiQFlow, FlowConfig
-from critiq.prompts import Prompts
+from critiq.llm.usage import Usage
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +41,13 @@ class DemoSettings(BaseModel):
     seed: int = 0
 
 
+class DemoRun(BaseModel):
+    """What the demo left: its HTML report, and the requests the whole run cost."""
+
+    page: Path
+    usage: Usage
+
+
 def bundled(name: str) -> Path:
     """A bundled example data file (the demo's pairs and corpus)."""
     for folder in EXAMPLE_FOLDERS:
@@ -53,108 +57,87 @@ def bundled(name: str) -> Path:
 
 
 def run_demo(
-    out: str | Path, clients: Clients, settings: DemoSettings | None = None, progress: Progress | None = None
-) -> Path:
-    """Run every step into ``out`` and return the path of the HTML report."""
-    from critiq.annotate import annotate, draw_pairs
-    from critiq.annotate.annotator import failed_path
-    from critiq.data.criteria import load_criteria
-    from critiq.llm.usage import Usage
-    from critiq.rundir.annotation import record_annotation
-    from critiq.rundir.selection import record_selection
-    from critiq.score.corpus import score_corpus
-    from critiq.score.selection import select_file
-    from critiq.scorer import make_scorer
+    out: str | Path,
+    model: Model = None,
+    settings: DemoSettings | None = None,
+    progress: Progress | None = None,
+) -> DemoRun:
+    """Run every step into ``out`` with the library's calls (on one :class:`Session`) and return the report's path
+    and the requests the run cost."""
+    from critiq.api import annotating, mining, reporting, scoring
+    from critiq.api.session import Session
 
     settings = settings or DemoSettings()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     tick = progress or (lambda stage, done, total: None)
 
-    # 1. mine criteria from the bundled human-labelled code pairs
-    pairs = load_pairs(bundled("code_pairs.jsonl"))[: settings.train_pairs]
-    config = FlowConfig(
-        n_criteria=settings.n_criteria,
-        iterations=settings.iterations,
-        kb_candidates=settings.kb_candidates,
-        task="short Python functions",
-        domains=["code"],
-        seed=settings.seed,
-    )
-    flow = CritiQFlow(config, manager=clients.manager, worker=clients.worker, progress=tick)
-    mine_dir = out / "mine"
-    result = flow.fit(pairs, run_dir=mine_dir, resume=(mine_dir / "state.json").exists())
-    criteria = load_criteria(mine_dir / "criteria.json") if result.passed else result.below_threshold[:1]
-    if not criteria:
-        raise CritiqError(f"{mine_dir}: the flow produced no judged criterion; see its report.md")
-    if not result.passed:  # the embedded model judges near chance: annotate with the best criterion, said as such
-        log.warning("no criterion passed the threshold; the demo goes on with the best below it: %s", criteria[0].name)
-    log.info("mined %d criteria; majority-vote accuracy %s", len(criteria), result.vote.accuracy)
+    with Session(model) as session:  # a missing key stops here, before anything is written
+        out.mkdir(parents=True, exist_ok=True)
+        # 1. mine criteria from the bundled human-labelled code pairs
+        pairs = load_pairs(bundled("code_pairs.jsonl"))[: settings.train_pairs]
+        mine_dir = out / "mine"
+        result = mining.mine(
+            pairs,
+            session=session,
+            run_dir=mine_dir,
+            resume=(mine_dir / "state.json").exists(),
+            progress=tick,
+            n_criteria=settings.n_criteria,
+            iterations=settings.iterations,
+            kb_candidates=settings.kb_candidates,
+            task="short Python functions",
+            domains=["code"],
+            seed=settings.seed,
+        )
+        criteria = result.criteria if result.passed else result.below_threshold[:1]
+        if not criteria:
+            raise CritiqError(f"{mine_dir}: the flow produced no judged criterion; see its report.md")
+        if not result.passed:  # the embedded model judges near chance: annotate with the best criterion, said so
+            log.warning(
+                "no criterion passed the threshold; the demo goes on with the best below it: %s", criteria[0].name
+            )
+        log.info("mined %d criteria; majority-vote accuracy %s", len(criteria), result.vote.accuracy)
 
-    # 2. annotate pairs drawn from the bundled unlabeled corpus
-    corpus = bundled("code_corpus.jsonl")
-    drawn = draw_pairs(iter_examples(corpus), seed=settings.seed, max_pairs=settings.annotate_pairs)
-    worker = Worker(clients.worker, Prompts(), swap="random", seed=settings.seed)
-    labeled = out / "labeled.jsonl"
-    before = clients.usage.model_copy()
-    summary = run_sync(
-        annotate(
-            drawn,
+        # 2. annotate pairs drawn from the bundled unlabeled corpus
+        corpus = bundled("code_corpus.jsonl")
+        labels = annotating.annotate(
+            corpus,
             criteria,
-            worker,
-            labeled,
+            session=session,
+            out=out / "labeled.jsonl",
+            corpus=True,
+            max_pairs=settings.annotate_pairs,
+            seed=settings.seed,
             resume=True,
-            batch_size=8,
             progress=lambda n: tick("annotate", n, settings.annotate_pairs),
         )
-    )
-    spent = clients.usage.model_dump()
-    annotate_usage = Usage(**{k: spent[k] - before.model_dump()[k] for k in spent})
-    record_annotation(
-        labeled,
-        summary,
-        annotate_usage,
-        model=clients.worker.config.model,
-        form=getattr(clients.worker, "form", None),
-        failed=failed_path(labeled),
-        uses_local_model=clients.is_embedded(clients.worker),
-    )
 
-    # 3. distil the n-gram Bradley–Terry scorer from the agent labels
-    tick("train scorer", 0, 1)
-    scorer = make_scorer("ngram")
-    labelled_pairs = [p for p in load_pairs(labeled) if p.preferred is not None]
-    if len(labelled_pairs) < 4:
-        raise CritiqError(f"only {len(labelled_pairs)} annotated pairs got a label; rerun with more pairs")
-    report = scorer.fit(labelled_pairs, seed=settings.seed)
-    scorer.save(out / "scorer", force=True)  # the demo's own folder: each rerun redoes this step
-    tick("train scorer", 1, 1)
-    log.info("scorer: %s", report.summary())
+        # 3. distil the n-gram Bradley–Terry scorer from the agent labels
+        tick("train scorer", 0, 1)
+        labelled = labels.pairs()
+        if len(labelled) < 4:
+            raise CritiqError(f"only {len(labelled)} annotated pairs got a label; rerun with more pairs")
+        # the demo's own folder: each rerun redoes this step
+        scorer = scoring.train_scorer(labelled, "ngram", out / "scorer", seed=settings.seed, force=True)
+        tick("train scorer", 1, 1)
+        log.info("scorer: %s", scorer.fit_report.summary() if scorer.fit_report else "not fitted")
 
-    # 4. score the corpus and select its best part
-    tick("score + select", 0, 1)
-    score_corpus(corpus, out / "scorer", out / "scored.parquet", force=True)
-    chosen = select_file(
-        out / "scored.parquet",
-        out / "selected.jsonl",
-        fraction=settings.select_fraction,
-        temperature=settings.temperature,
-        seed=settings.seed,
-        force=True,
-    )
-    record_selection(
-        out / "selected.jsonl",
-        selected=chosen.n_selected,
-        scored=chosen.n_total,
-        fraction=settings.select_fraction,
-        temperature=settings.temperature,
-        seed=settings.seed,
-    )
-    tick("score + select", 1, 1)
+        # 4. score the corpus and select its best part
+        tick("score + select", 0, 1)
+        scored = scoring.score(corpus, out / "scorer", out / "scored.parquet", force=True)
+        scoring.select(
+            scored,
+            fraction=settings.select_fraction,
+            temperature=settings.temperature,
+            seed=settings.seed,
+            out=out / "selected.jsonl",
+            force=True,
+        )
+        tick("score + select", 1, 1)
 
-    # 5. the HTML report
-    from critiq.report import render_html
-
-    page = render_html(out, models=[clients.manager.config.model, clients.worker.config.model])
+        # 5. the HTML report
+        clients = session.clients
+        page = reporting.report(out, models=[clients.manager.config.model, clients.worker.config.model])
+        usage = clients.usage.model_copy()
     log.info("demo finished: %s", json.dumps({"criteria": [c.name for c in criteria], "report": str(page)}))
-    return page
+    return DemoRun(page=page, usage=usage)

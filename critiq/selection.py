@@ -35,25 +35,25 @@ def _validate(
 ) -> None:
     chosen = [
         name
-        for name, value in (("--top-k", top_k), ("--fraction", fraction), ("--tokens", tokens))
+        for name, value in (("`top_k`", top_k), ("`fraction`", fraction), ("`tokens`", tokens))
         if value is not None
     ]
     if len(chosen) != 1:
         given = f" (got {', '.join(chosen)})" if chosen else ""
-        raise CritiqError(f"choose exactly one of --top-k, --fraction, --tokens{given}")
+        raise CritiqError(f"choose exactly one of `top_k`, `fraction`, `tokens`{given}")
     if top_k is not None and (isinstance(top_k, bool) or int(top_k) != top_k or top_k <= 0):
-        raise CritiqError("--top-k must be > 0")
+        raise CritiqError("`top_k` must be > 0")
     if fraction is not None and not (math.isfinite(fraction) and 0 < fraction <= 1):
-        raise CritiqError("--fraction must be in (0, 1]")
+        raise CritiqError("`fraction` must be in (0, 1]")
     if tokens is not None:
         if int(tokens) != tokens or tokens <= 0:
-            raise CritiqError("--tokens must be > 0")
+            raise CritiqError("`tokens` must be > 0")
         if token_counts is None:
-            raise CritiqError("--tokens needs token counts for every item")
+            raise CritiqError("`tokens` needs token counts for every item")
         if len(token_counts) != n:
-            raise CritiqError(f"--tokens: got {len(token_counts)} token counts for {n} items")
+            raise CritiqError(f"`tokens`: got {len(token_counts)} token counts for {n} items")
     if not (math.isfinite(temperature) and temperature >= 0):
-        raise CritiqError("--temperature must be >= 0")
+        raise CritiqError("`temperature` must be >= 0")
 
 
 def select(
@@ -82,18 +82,18 @@ def select(
     order = np.lexsort((np.arange(n), -keys))  # key descending, then index ascending
     if top_k is not None:
         if top_k > n:
-            logger.warning("--top-k %d exceeds the %d items; selecting all", top_k, n)
+            logger.warning("top_k=%d exceeds the %d items; selecting all", top_k, n)
         return order[: int(top_k)]
     if fraction is not None:
         return order[: math.ceil(fraction * n - 1e-9)]
     assert tokens is not None  # _validate: exactly one budget is given
     counts = np.asarray(token_counts, dtype=np.int64).ravel()
     if (counts < 0).any():
-        raise CritiqError("--tokens: token counts must be >= 0")
+        raise CritiqError("`tokens`: token counts must be >= 0")
     cumulative = np.cumsum(counts[order])
     stop = int(np.searchsorted(cumulative, tokens, side="left")) + 1
     if stop > n:
         logger.warning(
-            "--tokens %d exceeds the corpus total of %d tokens; selecting all", tokens, int(cumulative[-1]) if n else 0
+            "tokens=%d exceeds the corpus total of %d tokens; selecting all", tokens, int(cumulative[-1]) if n else 0
         )
     return order[: min(stop, n)]

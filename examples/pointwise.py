@@ -15,8 +15,9 @@ import logging
 import tempfile
 from pathlib import Path
 
-from critiq import CritiQFlow, FlowConfig, ModelSettings, load_examples, open_clients
-from critiq.data.models import Point
+import pandas as pd
+
+import critiq
 
 DATA = Path(__file__).resolve().parent / "data" / "code_points.jsonl"
 
@@ -36,12 +37,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def balanced(points: list[Point], n: int) -> list[Point]:
+def balanced(points: pd.DataFrame, n: int) -> pd.DataFrame:
     """The first ``n`` points, alternating good and poor, so both labels are represented."""
-    good = [p for p in points if p.label == 1]
-    poor = [p for p in points if p.label == 0]
-    mixed = [p for pair in zip(good, poor, strict=False) for p in pair]
-    return mixed[:n]
+    good, poor = points[points["label"] == 1], points[points["label"] == 0]
+    order = [index for pair in zip(good.index, poor.index, strict=False) for index in pair]
+    return points.loc[order[:n]]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,15 +49,18 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "LiteLLM"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    points = [p for p in load_examples(args.data, require_labels=True) if isinstance(p, Point)]
-    if not points:
+    points = pd.read_json(args.data, lines=True, dtype={"id": str})
+    if "text" not in points or "label" not in points:
         raise SystemExit(f"{args.data}: expected pointwise rows {{id, text, label}}")
     train = balanced(points, args.points)
     out = args.out or Path(tempfile.mkdtemp(prefix="critiq-pointwise-"))
-    settings = ModelSettings(
+    settings = critiq.ModelSettings(
         model=args.model, api_base=args.api_base, api_key_env=args.api_key_env, schema_mode=args.schema_mode
     )
-    config = FlowConfig(
+    result = critiq.mine(
+        train,
+        model=settings,
+        run_dir=out,
         n_criteria=args.n_criteria,
         iterations=args.iterations,
         use_kb=args.kb,
@@ -65,9 +68,6 @@ def main(argv: list[str] | None = None) -> None:
         task="short Python snippets judged one at a time",
         domains=["code"],
     )
-    with open_clients(settings) as clients:
-        flow = CritiQFlow(config, manager=clients.manager, worker=clients.worker)
-        result = flow.fit(train, run_dir=out)
     print(result.report())
     print(f"run directory: {out}")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from critiq import load_pairs, make_scorer
+import critiq
 from critiq.demo import bundled
 from critiq.scorer import Scorer
 
@@ -39,11 +39,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def train(labeled: Path, out: Path) -> Path:
     """Fit the n-gram Bradley–Terry scorer on the labelled pairs and save it to ``out``."""
-    pairs = [p for p in load_pairs(labeled) if p.preferred is not None]
-    scorer = make_scorer("ngram")
-    report = scorer.fit(pairs, valid_fraction=0.2, seed=0)
-    print(report.summary())
-    return scorer.save(out)
+    scorer = critiq.train_scorer(labeled, "ngram", out, valid_fraction=0.2, seed=0)  # pairs without a label left out
+    assert scorer.fit_report is not None
+    print(scorer.fit_report.summary())
+    return out
 
 
 def with_datasets(scorer_dir: Path, corpus: Path) -> np.ndarray:

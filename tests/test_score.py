@@ -144,7 +144,7 @@ def test_select_file_writes_selected_records_in_corpus_order(scorer_dir: Path, c
     assert (tmp_path / "tok.jsonl").read_text() == (
         tmp_path / "tok2.jsonl"
     ).read_text() and again == by_tokens.model_copy(update={"out": again.out})
-    with pytest.raises(CritiqError, match="--fraction must be in"):
+    with pytest.raises(CritiqError, match="`fraction` must be in"):
         select_file(tmp_path / "scored.parquet", tmp_path / "x.jsonl", fraction=2.0)
     assert not (tmp_path / "x.jsonl").exists()
 
@@ -178,7 +178,7 @@ def test_ray_engine_refuses_a_single_file_and_skip(
 ) -> None:
     with pytest.raises(CritiqError, match="writes a folder of shards"):
         score_corpus(corpus, scorer_dir, tmp_path / "ray.parquet", engine="ray")
-    with pytest.raises(CritiqError, match="--skip does not work with --engine ray"):
+    with pytest.raises(CritiqError, match="`skip` does not work with `engine` ray"):
         score_corpus(corpus, scorer_dir, tmp_path / "ray", engine="ray", skip=5)
     assert not (tmp_path / "ray" / "data").exists()
 

@@ -105,7 +105,7 @@ async def annotate(
         summary.saved = summary.written * len(criteria) - summary.asked
         if summary.failed:
             log.warning(
-                "%d examples failed after retries (see %s); rerun with --resume to retry them",
+                "%d examples failed after retries (see %s); rerun with resume=True to retry them",
                 summary.failed,
                 failures.path,
             )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -17,13 +16,12 @@ from critiq.cli.data_options import DATA_HELP, DataOptions, data_options
 from critiq.cli.display import console, criteria_table, progress_bar
 from critiq.cli.groups import Flags, option_group
 from critiq.cli.options import model_options
-from critiq.errors import CritiqError
-from critiq.llm.session import ModelSettings, open_worker, role_config
+from critiq.llm.session import ModelSettings
 from critiq.stats import interval_text, pct
 
 if TYPE_CHECKING:
     from critiq.annotate import AnnotationSummary
-    from critiq.data.models import Criterion, Example
+    from critiq.data.models import Criterion
     from critiq.judge.cost import RunEstimate
     from critiq.llm.usage import Usage
 
@@ -94,149 +92,29 @@ def _money(value: float) -> str:
 def _annotate_command(
     input_path: str, criteria_path: Path, out: Path, settings: ModelSettings, options: AnnotateOptions
 ) -> None:
-    from critiq.annotate import annotate, draw_pairs
-    from critiq.annotate.annotator import done_ids
-    from critiq.data.criteria import load_criteria
-    from critiq.data.loaders import stream_examples
-    from critiq.judge.worker import Worker
-    from critiq.llm.client import run_sync
-    from critiq.mine.ablation import OVERALL
-    from critiq.prompts import Prompts
+    from critiq.api.annotating import annotate, estimate
 
     config = options.config()
-    criteria = [OVERALL] if config.judge == "overall" else load_criteria(criteria_path)
-    early_stop = config.stops_early
     # a local input is checked whole before anything is written, then streamed; a remote one is checked as it streams
-    _, examples = stream_examples(
-        options.data.source(input_path), max_chars=config.max_chars, text_field=config.text_field
-    )
-    if config.corpus:
-        examples = draw_pairs(
-            examples,
-            seed=config.seed,
-            length_matched=config.length_matched,
-            max_pairs=config.max_pairs,
-        )
+    source = options.data.source(input_path)
     if options.dry_run:
-        from critiq.annotate.estimate import estimate_annotate
-
-        run = estimate_annotate(
-            examples,
-            criteria,
-            role_config(settings),
-            prompts=Prompts(config.language),
-            swap=config.swap,
-            seed=config.seed,
-            margin=config.margin,
-            early_stop=early_stop,
-            mode=config.judge,
-            skip_ids=done_ids(out) if options.resume else None,
+        print_estimate(estimate(source, criteria_path, model=settings, out=out, config=config, resume=options.resume))
+        return
+    with progress_bar() as update:
+        result = annotate(
+            source,
+            criteria_path,
+            model=settings,
+            out=out,
+            config=config,
+            resume=options.resume,
+            source_name=input_path,
+            record=options.record,
+            progress=lambda n: update("annotate", n, max(n, config.max_pairs or n)),
         )
-        print_estimate(run)
-        return
-    if config.engine == "ray":
-        summary = _annotate_on_ray(examples, criteria, out, settings, config, options.resume)
-        _record(out, summary, None, role_config(settings).model, None, options.record)
-        _print_summary(summary, criteria, out, None)
-        _write_shards(summary, input_path, criteria, out, settings, config)
-        return
-    if config.backend == "vllm-offline" and not settings.model:
-        raise CritiqError("--backend vllm-offline needs --model (a Hugging Face model name or path)")
-    with open_worker(settings, config.backend) as client, progress_bar() as update:
-        worker = Worker(client, Prompts(config.language), swap=config.swap, seed=config.seed, mode=config.judge)
-        # the offline engine batches what is pending: give it a batch's worth of pairs at a time
-        concurrency = int(getattr(client, "batch_size", settings.concurrency))
-        summary = run_sync(
-            annotate(
-                examples,
-                criteria,
-                worker,
-                out,
-                margin=config.margin,
-                resume=options.resume,
-                early_stop=early_stop,
-                concurrency=concurrency,
-                progress=lambda n: update("annotate", n, max(n, config.max_pairs or n)),
-            )
-        )
-    embedded = config.backend == "http" and (settings.worker_model or settings.model) is None  # no model named
-    _record(out, summary, client.usage, client.config.model, _form(client), options.record, embedded)
-    _print_summary(summary, criteria, out, client.usage)
-    _write_shards(summary, input_path, criteria, out, settings, config)
-
-
-def _form(client: Any) -> str | None:
-    """The structured-output form the worker's requests took (JSON mode when the provider refused the schema)."""
-    form = getattr(client, "form", None)
-    memory = getattr(client, "memory", None)
-    if memory is not None and client.config.model in getattr(memory, "json_mode", ()):
-        return f"json_object (the provider refused {form})"
-    return str(form) if form is not None else None
-
-
-def _record(
-    out: Path,
-    summary: AnnotationSummary,
-    usage: Usage | None,
-    model: str,
-    form: str | None,
-    name: str,
-    embedded: bool = False,
-) -> None:
-    """``annotate.json`` (``judge.json`` for `critiq judge`) beside ``--out``, for ``critiq report``
-    (docs/run_directory.md); a resume that found nothing to do leaves it as it was."""
-    from critiq.annotate.annotator import failed_path
-    from critiq.rundir.annotation import record_annotation
-
-    record_annotation(
-        out, summary, usage, model=model, form=form, failed=failed_path(out), uses_local_model=embedded, name=name
-    )
-
-
-def _write_shards(
-    summary: AnnotationSummary,
-    input_path: str,
-    criteria: list[Criterion],
-    out: Path,
-    settings: ModelSettings,
-    options: AnnotateConfig,
-) -> None:
-    """``--shards DIR``: the finished records (the JSONL file stays the resumable record) as Hub-layout shards."""
-    if not options.shards:
-        return
-    from critiq.data.cards import annotated_card
-    from critiq.data.shards import DEFAULT_SHARD_ROWS, jsonl_to_shards
-
-    counts = {"records": summary.written + summary.skipped, "failed": summary.failed, "ties": summary.ties}
-    card = annotated_card(input_path, criteria, settings.worker_model or settings.model, counts)
-    written = jsonl_to_shards(out, options.shards, card, shard_rows=options.shard_rows or DEFAULT_SHARD_ROWS)
-    console.print(f"{len(written.shards)} shards ({written.rows} records) in {options.shards}")
-
-
-def _annotate_on_ray(
-    examples: Iterable[Example],
-    criteria: list[Criterion],
-    out: Path,
-    settings: ModelSettings,
-    config: AnnotateConfig,
-    resume: bool,
-) -> AnnotationSummary:
-    from critiq.annotate.ray_job import RayAnnotateConfig, annotate_with_ray
-
-    if config.backend != "http":
-        raise CritiqError("--engine ray talks to a server: use --backend http (the default)")
-    if settings.api_base is None or not (settings.worker_model or settings.model):
-        raise CritiqError("--engine ray needs --model and --api-base (every Ray worker talks to that server)")
-    job = RayAnnotateConfig(settings=settings, annotate=config)
-    return annotate_with_ray(
-        examples,
-        criteria,
-        out,
-        job,
-        resume=resume,
-        workers=config.ray_workers,
-        address=config.ray_address,
-    )
+    _print_summary(result.summary, result.criteria, out, result.usage)
+    if result.shards is not None:
+        console.print(f"{len(result.shards.shards)} shards ({result.shards.rows} records) in {config.shards}")
 
 
 def _print_summary(summary: AnnotationSummary, criteria: list[Criterion], out: Path, usage: Usage | None) -> None:

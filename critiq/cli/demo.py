@@ -25,14 +25,13 @@ def demo(
 ) -> None:
     """End to end on bundled data: mine → annotate → train scorer → score → select → HTML report."""
     from critiq.demo import DemoSettings, run_demo
-    from critiq.llm.session import open_clients
 
     demo_settings = DemoSettings(
         train_pairs=train_pairs, n_criteria=n_criteria, iterations=iterations, annotate_pairs=annotate_pairs
     )
-    with open_clients(settings) as clients, progress_bar() as update:
-        page = run_demo(out, clients, demo_settings, progress=update)
-        usage = clients.usage
+    with progress_bar() as update:
+        run = run_demo(out, settings, demo_settings, progress=update)
+    usage, page = run.usage, run.page
     console.print(
         f"requests {usage.requests} · cache hits {usage.cache_hits} · tokens "
         f"{usage.prompt_tokens}+{usage.completion_tokens}"

@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from critiq.cli.app import app, state
 from critiq.cli.display import console
-from critiq.cli.options import as_flags
+from critiq.cli.flags import as_flags
 from critiq.errors import BudgetExceeded, CritiqError
 
 # importing a group's module registers its commands; `critiq --help` lists them in this order
@@ -26,7 +26,7 @@ def main() -> None:
     try:
         app()  # click handles usage errors itself (exit 2)
     except BudgetExceeded as error:
-        console.print(f"[yellow]stopped:[/] {escape(str(error))}", soft_wrap=True)
+        console.print(f"[yellow]stopped:[/] {escape(as_flags(str(error)))}", soft_wrap=True)
         sys.exit(3)
     except CritiqError as error:
         if state["debug"]:

@@ -131,10 +131,9 @@ def mine(
 
     Exits with status 4 when no criterion reached the threshold (the best below it are in report.md).
     """
+    from critiq.api.mining import mine as mine_step
     from critiq.data import load_examples
     from critiq.data.criteria import load_criteria
-    from critiq.llm.session import open_clients
-    from critiq.mine import CritiQFlow
 
     train = load_examples(data.source(pairs), max_chars=max_chars, require_labels=True)
     valid_source = data.source(valid, sliced=False) if valid else None
@@ -155,11 +154,17 @@ def mine(
         )
         print_estimate(estimate)
         return
-    with open_clients(settings) as clients, progress_bar() as update:
-        critiq_flow = CritiQFlow(
-            flow, manager=clients.manager, worker=clients.worker, init_criteria=initial, progress=update
+    with progress_bar() as update:
+        result = mine_step(
+            train,
+            model=settings,
+            run_dir=out,
+            valid=valid_examples,
+            init_criteria=initial,
+            resume=resume,
+            config=flow,
+            progress=update,
         )
-        result = critiq_flow.fit(train, valid_examples, run_dir=out, resume=resume)
     criteria_table(result.voters)
     retrieval = result.retrieval
     if retrieval is not None:

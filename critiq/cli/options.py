@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -50,20 +49,6 @@ _SHARED: dict[str, tuple[Any, Any]] = {
     ),
 }
 SCHEMA_MODES = ("auto", "json_schema", "json_object", "none")
-# library errors name parameters (``api_base=``); the command line names the flags that set them
-_NAMED = [*(n for n in _SHARED if n != "no_cache"), "max_row_bytes", "out", "criteria", "batch_size"]
-_PARAMETER = re.compile(r"(?<![\w-])(" + "|".join(_NAMED) + r")=")
-_SWITCH = re.compile(r"(?<![\w-])(force|resume)=True")  # a switch: ``force=True`` is ``--force``
-
-
-def as_flags(message: str) -> str:
-    """``message`` with the model parameters it names (``api_key_env=X``) written as flags (``--api-key-env X``)."""
-
-    def flag(match: re.Match[str]) -> str:
-        rest = match.string[match.end() :]
-        return "--" + match.group(1).replace("_", "-") + ("" if not rest or rest[0] in " ),;" else " ")
-
-    return _PARAMETER.sub(flag, _SWITCH.sub(lambda match: "--" + match.group(1), message))
 
 
 def build_settings(values: dict[str, Any]) -> ModelSettings:

@@ -9,10 +9,9 @@ from typing import Annotated, Any
 import typer
 
 from critiq.cli.app import app
-from critiq.cli.choices import choose
 from critiq.cli.data_options import DATA_HELP, DataOptions, data_options
 from critiq.cli.display import console
-from critiq.errors import CritiqError, OutputExists
+from critiq.errors import CritiqError
 
 
 @app.command("train-scorer")
@@ -39,20 +38,23 @@ def train_scorer(
 ) -> None:
     """Distil a Bradley–Terry scorer from labelled pairs; prints its held-out accuracy and how its scores follow
     text length. ``--base-model embedded`` (reward-model) fine-tunes the packaged SmolLM2-135M."""
-    from critiq.data import load_pairs
-    from critiq.scorer import make_scorer
+    from critiq.api.scoring import train_scorer as train
 
-    if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
-        raise OutputExists(str(out))  # before training, not after
-    pairs = [p for p in load_pairs(data.source(labeled), max_chars=max_chars) if p.preferred is not None]
-    if not pairs:
-        raise CritiqError(f"{labeled}: no pair has a label (preferred is null everywhere)")
     options: dict[str, Any] = {"model": base_model} if base_model else {}
     options.update(_scorer_args(scorer_arg or []))
-    scorer = make_scorer(kind, **options)
-    report = scorer.fit(pairs, valid_fraction=valid_fraction, seed=seed, length_control=length_control)
-    scorer.save(out, force=force)
-    console.print(f"{report.summary()} · saved to {out}")
+    scorer = train(
+        data.source(labeled),
+        kind,
+        out,
+        valid_fraction=valid_fraction,
+        seed=seed,
+        length_control=length_control,
+        max_chars=max_chars,
+        force=force,
+        **options,
+    )
+    assert scorer.fit_report is not None  # fitted just now
+    console.print(f"{scorer.fit_report.summary()} · saved to {out}")
 
 
 def _scorer_args(items: list[str]) -> dict[str, Any]:
@@ -87,22 +89,23 @@ def score(
     data: DataOptions = DataOptions(),
 ) -> None:
     """Score every document of a corpus (streaming) into a Parquet file, or shards in Hub layout with a card."""
-    from critiq.score.corpus import Engine, score_corpus
+    from critiq.api.inputs import choose
+    from critiq.api.scoring import ENGINES
+    from critiq.api.scoring import score as score_step
 
-    engines: tuple[Engine, ...] = ("datasets", "ray")
-    summary = score_corpus(
+    result = score_step(
         data.source(corpus),
         scorer,
         out,
         text_field=text_field,
-        engine=choose("--engine", engine, engines),
+        engine=choose("engine", engine, ENGINES),
         batch_size=batch_size,
         max_chars=max_chars,
         ray_address=ray_address,
         shard_rows=shard_rows,
         force=force,
     )
-    console.print(summary.model_dump_json())
+    console.print(result.summary.model_dump_json())
 
 
 @app.command("select")
@@ -119,30 +122,18 @@ def select_command(
     force: Annotated[bool, typer.Option("--force", help="replace an existing --out")] = False,
 ) -> None:
     """Select the best part of a scored corpus: top-k, or Gumbel top-k sampling with a temperature."""
-    from critiq.score.selection import select_file
+    from critiq.api.scoring import select
 
-    summary = select_file(
+    result = select(
         scored,
-        out,
         top_k=top_k,
         fraction=fraction,
         tokens=tokens,
         temperature=temperature,
         seed=seed,
+        out=out,
         text_field=text_field,
         token_field=token_field,
         force=force,
     )
-    from critiq.rundir.selection import record_selection
-
-    record_selection(
-        out,
-        selected=summary.n_selected,
-        scored=summary.n_total,
-        top_k=top_k,
-        fraction=fraction,
-        tokens=tokens,
-        temperature=temperature,
-        seed=seed,
-    )
-    console.print(summary.model_dump_json())
+    console.print(result.summary.model_dump_json())

@@ -102,7 +102,7 @@ def iter_examples(
         if cut and warn:
             warn = False
             where = f"{loc.source}:{loc.line}" if loc.line is not None else f"{loc.source}: {loc.describe()}"
-            log.warning("%s: texts longer than %d characters are truncated (--max-chars)", where, max_chars)
+            log.warning("%s: texts longer than %d characters are truncated (`max_chars`)", where, max_chars)
         _check_new(example, first, seen, loc)
         first = first or example
         yield example
@@ -176,7 +176,7 @@ def _check_new(example: Example, first: Example | None, seen: dict[str, Loc], lo
 
 def _warn_truncated(label: str, truncated: int, max_chars: int | None) -> None:
     if truncated:
-        log.warning("%s: truncated %d texts to %d characters (--max-chars)", label, truncated, max_chars)
+        log.warning("%s: truncated %d texts to %d characters (`max_chars`)", label, truncated, max_chars)
 
 
 def _truncate(text: Any, max_chars: int | None) -> tuple[Any, int]:

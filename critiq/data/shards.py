@@ -58,7 +58,7 @@ def output_filesystem(out: str | os.PathLike[str]) -> tuple[pafs.FileSystem, str
         try:
             fsspec_fs, path = fsspec.core.url_to_fs(text)
         except (ImportError, ValueError) as error:
-            raise CritiqError(f"--out {text}: no filesystem for this URI ({error})") from None
+            raise CritiqError(f"out={text}: no filesystem for this URI ({error})") from None
         fs = pafs.PyFileSystem(pafs.FSSpecHandler(fsspec_fs))
     return fs, path.rstrip("/")
 
@@ -92,7 +92,7 @@ class PartWriter:
 
     def __init__(self, fs: pafs.FileSystem, staging: str, part_rows: int | None = None) -> None:
         if part_rows is not None and part_rows <= 0:
-            raise CritiqError("--shard-rows must be > 0")
+            raise CritiqError("`shard_rows` must be > 0")
         self.fs, self.staging, self.part_rows = fs, staging, part_rows
         self.fs.create_dir(staging, recursive=True)
         self.parts: list[str] = []
@@ -173,7 +173,7 @@ class ShardWriter(PartWriter):
         if not re.fullmatch(r"[A-Za-z0-9_.]+", split):
             raise CritiqError(f"split {split!r}: use letters, digits, '_' and '.'")
         if shard_rows <= 0:
-            raise CritiqError("--shard-rows must be > 0")
+            raise CritiqError("`shard_rows` must be > 0")
         self.out, self.split = os.fspath(out), split
         fs, self.root = output_filesystem(out)
         # one process per local output folder (critiq.lock); a remote store has no such lock
@@ -213,13 +213,13 @@ def check_output_folder(fs: pafs.FileSystem, root: str, label: str) -> None:
     """Refuse an ``out`` that is a file, or a folder with other content than an earlier critiq output."""
     info = fs.get_file_info(root)
     if info.type == pafs.FileType.File:
-        raise CritiqError(f"--out {label}: is a file; name a folder for the shards (or a .parquet file)")
+        raise CritiqError(f"out={label}: is a file; name a folder for the shards (or a .parquet file)")
     if info.type != pafs.FileType.Directory:
         return
     entries = fs.get_file_info(pafs.FileSelector(root))
     if not entries or is_critiq_output(fs, root):
         return
-    raise CritiqError(f"--out {label}: the folder holds other files; name a new folder (or an earlier critiq output)")
+    raise CritiqError(f"out={label}: the folder holds other files; name a new folder (or an earlier critiq output)")
 
 
 def remove_if_empty(fs: pafs.FileSystem, root: str) -> None:

@@ -92,9 +92,9 @@ class Source:
     def sliced(self, *, limit: int | None = None, skip: int = 0) -> Source:
         """This source with ``skip`` more rows passed over, then at most ``limit`` read."""
         if limit is not None and limit <= 0:
-            raise InputError("--limit must be > 0")
+            raise InputError("`limit` must be > 0")
         if skip < 0:
-            raise InputError("--skip must be >= 0")
+            raise InputError("`skip` must be >= 0")
         left = None if self.limit is None else max(self.limit - skip, 0)
         if limit is not None:
             left = limit if left is None else min(left, limit)
@@ -358,7 +358,7 @@ def _hub(text: str, config: str | None) -> Source:
     except ValueError as error:
         message = _first_line(error)
         if config and "BuilderConfig" in message:
-            raise InputError(f"--config {config!r}: {message}", source=text) from None
+            raise InputError(f"config={config!r}: {message}", source=text) from None
         raise InputError(message, source=text) from None
     return _from_builder(builder, split, text)
 

@@ -34,7 +34,7 @@ def entries_from_run(run_dir: str | Path, kb: KnowledgeBase) -> tuple[list[KBEnt
     doc = read_criteria(run_dir)
     if not doc.passed or not doc.criteria:
         raise CritiqError(
-            f"--from-run {run_dir}: no criterion of that run reached its threshold ({doc.threshold}); nothing to add"
+            f"{run_dir}: no criterion of that run reached its threshold ({doc.threshold}); nothing to add"
         )
     domains = [tag for tag in (d.strip().lower().replace(" ", "-") for d in doc.domains) if _TAG.match(tag)]
     kind: CriterionKind = "pointwise" if doc.data_kind == "points" else "pairwise"

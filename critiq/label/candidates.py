@@ -92,7 +92,7 @@ def read_corpus(
         seen.add(text.full)
         texts.append(text)
         if max_texts is not None and len(texts) >= max_texts:
-            log.info("%s: using the first %d texts (--max-texts)", _name(source), max_texts)
+            log.info("%s: using the first %d texts (`max_texts`)", _name(source), max_texts)
             break
     if len(texts) < 2:
         raise InputError(f"needs at least two distinct texts to pair, found {len(texts)}", source=_name(source))

@@ -37,7 +37,7 @@ class LabelStore:
     def __init__(self, out: str | os.PathLike[str]) -> None:
         self.out = Path(out)
         if self.out.suffix.lower() != ".jsonl":
-            raise InputError("must be a .jsonl file", source=f"--out {self.out}")
+            raise InputError("must be a .jsonl file", source=f"out={self.out}")
         self.skipped_out = skipped_path(self.out)
         self.lock = OutputLock(self.out)  # held until close(): one process owns --out and its skipped file
         try:

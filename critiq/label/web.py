@@ -92,7 +92,7 @@ async def serve(app: web.Application, host: str, port: int, ready: Callable[[str
     except OSError as error:
         await runner.cleanup()
         reason = os.strerror(error.errno).lower() if error.errno else str(error)
-        raise CritiqError(f"--port {port}: cannot listen on {host}:{port} ({reason})") from None
+        raise CritiqError(f"port={port}: cannot listen on {host}:{port} ({reason})") from None
     bound = runner.addresses[0][1]
     app[HOSTS].update(_allowed_hosts(host, bound))
     if not _is_loopback(host):

@@ -64,14 +64,14 @@ class RequestCache:
                 # switching a new file to WAL while another process does the same can fail with "locked" at once,
                 # without waiting for the busy timeout: wait and try again
                 if "locked" not in str(error) or time.monotonic() > deadline:
-                    raise CritiqError(f"{self.path}: cache unavailable ({error}); pass --no-cache") from None
+                    raise CritiqError(f"{self.path}: cache unavailable ({error}); pass cache_dir=None") from None
                 time.sleep(0.05)
             except sqlite3.DatabaseError as error:
                 raise CritiqError(
-                    f"{self.path}: cache file is corrupt ({error}); delete it or pass --no-cache"
+                    f"{self.path}: cache file is corrupt ({error}); delete it or pass cache_dir=None"
                 ) from None
         if row and row[0] != str(SCHEMA_VERSION):
-            raise CritiqError(f"{self.path}: cache schema {row[0]} is not {SCHEMA_VERSION}; use another --cache-dir")
+            raise CritiqError(f"{self.path}: cache schema {row[0]} is not {SCHEMA_VERSION}; use another `cache_dir`")
         self._local.conn = conn
         return conn
 
@@ -96,7 +96,7 @@ class RequestCache:
         try:
             row = self._connect().execute("SELECT value FROM responses WHERE key=?", (key,)).fetchone()
         except sqlite3.DatabaseError as error:
-            raise CritiqError(f"{self.path}: cache read failed ({error}); delete it or pass --no-cache") from None
+            raise CritiqError(f"{self.path}: cache read failed ({error}); delete it or pass cache_dir=None") from None
         if row is None:
             return None
         try:

@@ -160,7 +160,7 @@ def open_clients(settings: ModelSettings | None = None) -> Iterator[Clients]:
         exported = exported_keys()
         log.info(
             "no model named%s: using the embedded SmolLM2-135M-Instruct on llama.cpp "
-            "(tiny; its criteria are poor — pass --model for real work)",
+            "(tiny; its criteria are poor — pass model= for real work)",
             f" ({', '.join(exported)} set, unused)" if exported else "",
         )
         local = embedded_server()

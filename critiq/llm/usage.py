@@ -65,9 +65,9 @@ class Budget(BaseModel):
 
     def _refuse(self, usage: Usage, worst_cost: float) -> None:
         if self.max_requests is not None and usage.requests >= self.max_requests:
-            raise BudgetExceeded(f"request budget of {self.max_requests} reached; rerun with --resume to continue")
+            raise BudgetExceeded(f"request budget of {self.max_requests} reached; rerun with resume=True to continue")
         if self.max_cost is not None and usage.cost + self._held + worst_cost > self.max_cost:
             raise BudgetExceeded(
                 f"cost budget of ${self.max_cost:.2f} reached (${usage.cost:.4f} spent, ${self._held:.4f} held by "
-                "requests in flight); rerun with --resume to continue"
+                "requests in flight); rerun with resume=True to continue"
             )

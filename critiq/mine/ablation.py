@@ -167,7 +167,7 @@ class Ablation:
         from critiq.knowledge.retrieval import rank_by_accuracy
 
         if self.config.kb_candidates < 1:
-            raise CritiqError("best-kb-criterion needs kb_candidates >= 1 (--kb-candidates)")
+            raise CritiqError("best-kb-criterion needs `kb_candidates` >= 1")
         _, candidates = kb_candidates(self.config, train)
         worker = self._worker("per-criterion")
         await worker.judge(train, candidates, progress=self._stage("best-kb-criterion"))

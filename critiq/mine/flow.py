@@ -508,14 +508,15 @@ class CritiQFlow:
         if run.exists():
             if not resume:
                 raise CritiqError(
-                    f"--out {run.path}: already holds a run; pass --resume to continue it or choose another directory"
+                    f"run_dir={run.path}: already holds a run; pass resume=True to continue it or choose another "
+                    "directory"
                 )
             state = run.load()
             if state.fingerprint != print_id:
                 changes = identity_changes(state.identity, identity, state.config, self.config.model_dump())
                 what = "; ".join(changes) if state.identity else "it was written before critiq recorded what changed"
                 raise CritiqError(
-                    f"--resume {run.path}: the data or settings differ from the run being resumed ({what})"
+                    f"resume=True {run.path}: the data or settings differ from the run being resumed ({what})"
                 )
             log.info("resuming %s at %s, iteration %d", run.path, state.step, state.iteration)
             recorded = run.recorded_usage()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,6 +21,9 @@ from critiq.rundir.flow import (
     Thresholds,
 )
 from critiq.rundir.flow_dir import RunDir
+
+if TYPE_CHECKING:
+    import pandas as pd
 from critiq.stats import interval_text, pct
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,17 @@ class FlowResult(BaseModel):
         """Majority-vote accuracy on the training examples, a tie counting as wrong (``vote.decided_accuracy``: over
         the examples that got a label)."""
         return self.vote.accuracy
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The criteria that vote, one row each: ``name``, ``description``, ``final`` (passed the threshold) and
+        their statistics on the training examples (``accuracy``, ``coverage``, ``n``...)."""
+        import pandas as pd
+
+        rows = []
+        for criterion in self.voters:
+            stats = criterion.stats.model_dump() if criterion.stats is not None else {}
+            rows.append({"name": criterion.name, "description": criterion.description, "final": self.passed, **stats})
+        return pd.DataFrame(rows)
 
     def report(self) -> str:
         """The run as Markdown (also what ``report.md`` holds)."""

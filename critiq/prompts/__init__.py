@@ -26,11 +26,11 @@ class Prompts:
 
     def __init__(self, language: str = "en", override_dir: str | Path | None = None) -> None:
         if language not in LANGUAGES:
-            raise CritiqError(f"--language {language!r}: choose one of {', '.join(LANGUAGES)}")
+            raise CritiqError(f"language={language!r}: choose one of {', '.join(LANGUAGES)}")
         self.language = language
         self.override_dir = Path(override_dir) if override_dir else None
         if self.override_dir is not None and not self.override_dir.is_dir():
-            raise CritiqError(f"--prompts {self.override_dir}: not a directory")
+            raise CritiqError(f"prompts_dir={self.override_dir}: not a directory")
 
     def path(self, name: str) -> Path:
         if self.override_dir is not None and (self.override_dir / f"{name}.txt").exists():

@@ -73,7 +73,7 @@ class RunDir:
             found = data.get("version") if isinstance(data, dict) else None
             raise CritiqError(
                 f"{self.state_file}: written by an incompatible critiq (state version {found}, "
-                f"this is {STATE_VERSION}); start a new run with another --out"
+                f"this is {STATE_VERSION}); start a new run with another `run_dir`"
             )
         try:
             state = RunState.model_validate(data)

@@ -58,9 +58,9 @@ def score_corpus(
     if batch_size <= 0:
         raise CritiqError(f"batch_size={batch_size}: must be > 0")
     if max_chars is not None and max_chars <= 0:
-        raise CritiqError("--max-chars must be > 0")
+        raise CritiqError("`max_chars` must be > 0")
     if engine not in ("datasets", "ray"):
-        raise CritiqError(f"--engine must be 'datasets' or 'ray', got '{engine}'")
+        raise CritiqError(f"engine={engine!r}: use datasets or ray")
     source = resolve(input, config=config, limit=limit, skip=skip)
     target = os.fspath(out)
     suffix = Path(target.rstrip("/")).suffix.lower()
@@ -72,7 +72,7 @@ def score_corpus(
     start = time.perf_counter()
     if engine == "ray":
         if not sharded:
-            raise CritiqError("--engine ray writes a folder of shards: give --out a folder or URI, not a .parquet file")
+            raise CritiqError("`engine` ray writes a folder of shards: give out= a folder or URI, not a .parquet file")
         model = resolve_scorer(scorer)
         shards = score_with_ray(
             source,

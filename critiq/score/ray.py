@@ -75,7 +75,7 @@ def read_corpus(source: Any) -> Any:
 
     source = resolve(source)
     if source.skip:
-        raise CritiqError("--skip does not work with --engine ray (Ray Data reads have no row offset); use --limit")
+        raise CritiqError("`skip` does not work with `engine` ray (Ray Data reads have no row offset); use `limit`")
     if source.files and source.files[0].format in ("parquet", "jsonl"):
         paths = [f.path for f in source.files]
         fs = pyarrow_filesystem(source.files[0].fs)

@@ -51,7 +51,7 @@ def scripted(monkeypatch: pytest.MonkeyPatch) -> ScriptedClient:
     def worker_client(settings: Any, backend: str) -> Iterator[ScriptedClient]:
         yield client
 
-    monkeypatch.setattr("critiq.cli.annotate.open_worker", worker_client)
+    monkeypatch.setattr("critiq.api.annotating.open_worker", worker_client)
     return client
 
 

@@ -403,7 +403,7 @@ def test_max_chars_truncates_with_one_warning(tmp_path: Path, caplog: pytest.Log
         examples = load_examples(path, max_chars=20)
     assert [(e.a, e.b) for e in examples] == [("x" * 20, "short"), ("y" * 20, "z" * 20)]  # type: ignore[union-attr]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == [f"{path}: truncated 3 texts to 20 characters (--max-chars)"]
+    assert warnings == [f"{path}: truncated 3 texts to 20 characters (`max_chars`)"]
 
 
 def test_streaming_truncation_warns_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -413,12 +413,12 @@ def test_streaming_truncation_warns_once(tmp_path: Path, caplog: pytest.LogCaptu
         texts = [e.text for e in iter_examples(path, max_chars=12)]  # type: ignore[union-attr]
     assert texts == ["w" * 10, "w" * 11, "w" * 12, "w" * 12, "w" * 12]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == [f"{path}:4: texts longer than 12 characters are truncated (--max-chars)"]
+    assert warnings == [f"{path}:4: texts longer than 12 characters are truncated (`max_chars`)"]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="critiq.data.loaders"):
         result = scan_examples(path, max_chars=12)
     assert (result.first.id, result.count, result.truncated) == ("0", 5, 2)
-    assert [r.getMessage() for r in caplog.records] == [f"{path}: truncated 2 texts to 12 characters (--max-chars)"]
+    assert [r.getMessage() for r in caplog.records] == [f"{path}: truncated 2 texts to 12 characters (`max_chars`)"]
 
 
 def test_no_warning_without_truncation(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -129,7 +129,7 @@ def test_skip_and_limit_keep_the_row_numbers_of_the_whole_source(hub_folder: Pat
     assert _ids(unnamed, skip=8) == ["corpus-9", "corpus-10"]  # default ids count the skipped rows
     sliced = resolve(unnamed, skip=2, limit=5).sliced(skip=1, limit=10)
     assert (sliced.skip, sliced.limit) == (3, 4)
-    with pytest.raises(InputError, match="--limit must be > 0"):
+    with pytest.raises(InputError, match="`limit` must be > 0"):
         resolve(unnamed, limit=0)
 
 

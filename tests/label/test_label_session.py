@@ -192,7 +192,7 @@ def test_serve_checks_the_host_header_and_reports_a_port_in_use(tmp_path: Path) 
             evil = {"Host": f"evil.example:{port}"}
             async with client.post(url + "api/next", json={"tab": "t"}, headers=evil) as response:
                 assert response.status == 403
-        with pytest.raises(CritiqError, match=f"--port {port}: cannot listen"):
+        with pytest.raises(CritiqError, match=f"port={port}: cannot listen"):
             await serve(make_app(session), "127.0.0.1", port, lambda url: None)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -172,7 +172,7 @@ def test_corrupt_cache_file_is_a_clear_error(tmp_path: Path) -> None:
         RequestCache(tmp_path)
     message = str(error.value)
     assert message.startswith(f"{path}: cache file is corrupt (")
-    assert message.endswith("delete it or pass --no-cache")
+    assert message.endswith("delete it or pass cache_dir=None")
     assert "\n" not in message
 
 
@@ -182,7 +182,7 @@ def test_cache_from_another_schema_version(tmp_path: Path) -> None:
         conn.execute("UPDATE meta SET value='99' WHERE name='schema'")
     with pytest.raises(CritiqError) as error:
         RequestCache(tmp_path)
-    assert str(error.value) == f"{tmp_path / 'requests.sqlite'}: cache schema 99 is not 1; use another --cache-dir"
+    assert str(error.value) == f"{tmp_path / 'requests.sqlite'}: cache schema 99 is not 1; use another `cache_dir`"
 
 
 def test_a_garbled_entry_is_asked_again(stub_server: StubServer, tmp_path: Path) -> None:

@@ -232,7 +232,7 @@ def test_existing_run_needs_resume(tmp_path: Any) -> None:
     flow, _ = _flow(Script({"x": "all"}), init=["x"], n_criteria=1, iterations=0)
     flow.fit(PAIRS, run_dir=tmp_path / "run")
     again, _ = _flow(Script({"x": "all"}), init=["x"], n_criteria=1, iterations=0)
-    with pytest.raises(CritiqError, match="pass --resume"):
+    with pytest.raises(CritiqError, match="pass resume=True"):
         again.fit(PAIRS, run_dir=tmp_path / "run")
     different, _ = _flow(Script({"x": "all"}), init=["x"], n_criteria=1, iterations=1)
     with pytest.raises(CritiqError, match="differ"):

@@ -46,7 +46,7 @@ def test_user_folder_overrides_one_template(tmp_path: Path) -> None:
 
 
 def test_bad_prompt_settings_are_clear_errors(tmp_path: Path) -> None:
-    with pytest.raises(CritiqError, match="--language 'fr'"):
+    with pytest.raises(CritiqError, match="language='fr'"):
         Prompts("fr")
     with pytest.raises(CritiqError, match="not a directory"):
         Prompts("en", tmp_path / "missing")

@@ -15,24 +15,18 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from critiq.annotate import annotate, draw_pairs
+import critiq
 from critiq.data.loaders import iter_examples, load_pairs
 from critiq.data.models import Point
 from critiq.judge.answers import PairAnswer
-from critiq.judge.worker import Worker
 from critiq.label.storage import LabelStore
 from critiq.llm.client import run_sync
-from critiq.mine import CritiQFlow, FlowConfig
+from critiq.mine import FlowConfig
 from critiq.mine.ablation import Ablation
 from critiq.mine.manager import Critique, Proposal, Proposals, Reason
 from critiq.report import render_html
 from critiq.rundir import RunState, read_criteria
-from critiq.rundir.annotation import record_annotation
 from critiq.rundir.save import save
-from critiq.rundir.selection import record_selection
-from critiq.score.corpus import score_corpus
-from critiq.score.selection import select_file
-from critiq.scorer import make_scorer
 from tests.fakes import ScriptedClient, user_text
 from tests.paths import EXAMPLES
 
@@ -113,7 +107,7 @@ def build_run(root: Path) -> Path:
     script = Pipeline(pairs)
     client = ScriptedClient(script)
     config = FlowConfig(n_criteria=4, iterations=2, kb_candidates=4, swap="both", task=f"Python code {HOSTILE}", seed=1)
-    result = CritiQFlow(config, manager=client, worker=client).fit(pairs, run_dir=root / "mine")  # type: ignore[arg-type]
+    result = critiq.mine(pairs, session=critiq.Session.of(client), run_dir=root / "mine", config=config)
     assert result.criteria
 
     corpus = root / "corpus.jsonl"
@@ -121,20 +115,17 @@ def build_run(root: Path) -> Path:
     with corpus.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps({"id": "hostile", "text": f"# {HOSTILE}\nx = 1\n"}) + "\n")
     annotator = ScriptedClient(script)
-    documents = (e for e in iter_examples(corpus) if isinstance(e, Point))
-    summary = run_sync(
-        annotate(draw_pairs(documents, seed=0), result.criteria, Worker(annotator), root / "labeled.jsonl")  # type: ignore[arg-type]
+    annotator.form = "json_schema"  # type: ignore[attr-defined]  # as an LLMClient records the form it sent
+    documents = [e for e in iter_examples(corpus) if isinstance(e, Point)]
+    # the library's steps write their own records (annotate.json, selection.json) beside their outputs
+    labels = critiq.annotate(
+        documents, result.criteria, session=critiq.Session.of(annotator), corpus=True, out=root / "labeled.jsonl"
     )
-    labeled = root / "labeled.jsonl"
-    record_annotation(labeled, summary, annotator.usage, model="openai/scripted", form="json_schema")
+    assert (root / "annotate.json").is_file() and labels.summary.written
 
-    records = [json.loads(line) for line in (root / "labeled.jsonl").read_text().splitlines()]
-    scorer = make_scorer("ngram")
-    scorer.fit(records, valid_fraction=0.2)
-    scorer.save(root / "scorer")
-    score_corpus(corpus, root / "scorer", root / "scored.parquet")
-    chosen = select_file(root / "scored.parquet", root / "selected.jsonl", top_k=20, temperature=0.5, seed=3)
-    record_selection(root / "selected.jsonl", selected=chosen.n_selected, top_k=20, temperature=0.5, seed=3)
+    critiq.train_scorer(labels.rows(), "ngram", root / "scorer", valid_fraction=0.2)
+    critiq.score(corpus, root / "scorer", root / "scored.parquet")
+    critiq.select(root / "scored.parquet", top_k=20, temperature=0.5, seed=3, out=root / "selected.jsonl")
     label_pairs(root / "pairs.jsonl", pairs)
     run_sync(
         Ablation(config.model_copy(update={"iterations": 1}), manager=client, worker=client).run(  # type: ignore[arg-type]
