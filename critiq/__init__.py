@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from critiq.api.ablating import aablate, ablate
     from critiq.api.annotating import AnnotateResult, aannotate, ajudge, annotate, judge
     from critiq.api.mining import amine, mine
     from critiq.api.reporting import report
@@ -52,6 +53,8 @@ _EXPORTS = {
     "score": "critiq.api.scoring",
     "select": "critiq.api.scoring",
     "report": "critiq.api.reporting",
+    "ablate": "critiq.api.ablating",
+    "aablate": "critiq.api.ablating",
     # what they return
     "FlowResult": "critiq.mine.result",
     "AnnotateResult": "critiq.api.annotating",
@@ -85,7 +88,9 @@ __all__ = [
     "Scorer",
     "SelectResult",
     "Session",
+    "aablate",
     "aannotate",
+    "ablate",
     "ajudge",
     "amine",
     "annotate",

@@ -180,7 +180,10 @@ def entry(module: str, name: str, obj: Any) -> str:
 
 
 SECTIONS = {
-    "Steps": ["mine", "amine", "judge", "ajudge", "annotate", "aannotate", "train_scorer", "score", "select", "report"],
+    "Steps": [
+        *("mine", "amine", "judge", "ajudge", "annotate", "aannotate", "train_scorer", "score", "select", "report"),
+        *("ablate", "aablate"),
+    ],
     "Results": ["FlowResult", "AnnotateResult", "Scorer", "ScoreResult", "SelectResult"],
     "What you build": ["Pair", "Point", "Criterion", "ModelSettings", "Session", "FlowConfig", "KnowledgeBase"],
     "Errors": ["CritiqError", "InputError"],

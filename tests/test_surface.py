@@ -15,6 +15,7 @@ import critiq
 from tests.paths import REPO
 
 STEPS = ["mine", "amine", "judge", "ajudge", "annotate", "aannotate", "train_scorer", "score", "select", "report"]
+STEPS += ["ablate", "aablate"]
 RESULTS = ["FlowResult", "AnnotateResult", "Scorer", "ScoreResult", "SelectResult"]
 MODELS = ["Pair", "Point", "Criterion", "ModelSettings", "Session", "FlowConfig", "KnowledgeBase"]
 ERRORS = ["CritiqError", "InputError"]
@@ -27,7 +28,7 @@ def test_all_is_exactly_the_user_surface() -> None:
 
 
 def test_async_twins_are_coroutine_functions_and_the_steps_are_not() -> None:
-    twins = {"amine": "mine", "ajudge": "judge", "aannotate": "annotate"}
+    twins = {"amine": "mine", "ajudge": "judge", "aannotate": "annotate", "aablate": "ablate"}
     for name in STEPS:
         assert inspect.iscoroutinefunction(getattr(critiq, name)) == (name in twins), name
     for twin, step in twins.items():  # the same parameters, blocking or not

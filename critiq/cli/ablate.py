@@ -13,7 +13,6 @@ from critiq.cli.data_options import DATA_HELP, DataOptions, data_options
 from critiq.cli.display import console, progress_bar
 from critiq.cli.mine import flow_options
 from critiq.cli.options import model_options
-from critiq.errors import CritiqError
 from critiq.llm.session import ModelSettings
 from critiq.mine.config import FlowConfig
 from critiq.stats import pct
@@ -43,25 +42,20 @@ def ablate(
 
     All methods share one request cache (--cache-dir, else OUT/cache): a cell two methods judge is asked once.
     """
-    from critiq.data import load_examples
-    from critiq.data.criteria import load_criteria
-    from critiq.llm.client import run_sync
-    from critiq.llm.session import open_clients
-    from critiq.mine.ablation import METHODS, Ablation
+    from critiq.api.ablating import ablate as ablate_step
 
-    unknown = [m for m in method or [] if m not in METHODS]
-    if unknown:
-        raise CritiqError(f"--method {unknown[0]!r}: choose from {', '.join(METHODS)}")
-    train_examples = load_examples(data.source(train), max_chars=max_chars, require_labels=True)
-    test_examples = load_examples(data.source(test, sliced=False), max_chars=max_chars, require_labels=True)
-    initial = load_criteria(init_criteria) if init_criteria else []
-    if settings.cache_dir is None:  # --no-cache: the methods still share their answers, in the output directory
-        settings = settings.model_copy(update={"cache_dir": out / "cache"})
-    with open_clients(settings) as clients, progress_bar() as update:
-        ablation = Ablation(
-            flow, manager=clients.manager, worker=clients.worker, init_criteria=initial, progress=update
+    with progress_bar() as update:
+        rows = ablate_step(
+            data.source(train),
+            data.source(test, sliced=False),
+            out,
+            methods=method,
+            model=settings,
+            init_criteria=init_criteria or (),
+            max_chars=max_chars,
+            config=flow,
+            progress=update,
         )
-        rows = run_sync(ablation.run(train_examples, test_examples, out, methods=method or METHODS))
     table = Table(
         "method",
         "accuracy",

@@ -11,12 +11,14 @@ _NAMED = [
     *("max_requests", "max_cost", "timeout", "max_retries", "schema_mode"),
     *("max_row_bytes", "out", "criteria", "batch_size", "max_chars", "shard_rows", "limit", "skip", "config"),
     *("top_k", "fraction", "tokens", "temperature", "engine", "backend", "swap", "judge", "language", "port"),
-    *("run_dir", "prompts_dir", "kb_path"),
+    *("run_dir", "prompts_dir", "kb_path", "methods"),
 ]
-_RENAMED = {"run_dir": "--out", "prompts_dir": "--prompts", "kb_path": "--kb"}  # parameters whose flag differs
+# parameters whose flag differs
+_RENAMED = {"run_dir": "--out", "prompts_dir": "--prompts", "kb_path": "--kb", "methods": "--method"}
 _PARAMETER = re.compile(r"(?<![\w-])(" + "|".join(_NAMED) + r")=")
 _QUOTED = re.compile(r"`([a-z][a-z0-9_]*)`")  # a parameter named without a value: ```top_k` must be > 0``
 _SWITCHES = {"force=True": "--force", "resume=True": "--resume", "cache_dir=None": "--no-cache"}
+_SWITCHES |= {"rank_by='criteria'": "--rank-by criteria"}
 _SWITCH = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, _SWITCHES)) + r")")
 
 

@@ -176,20 +176,23 @@ def _serve(corpus: Source, out: Path, settings: ModelSettings, *, rank_by: str, 
 
 
 def _criteria_ranker(stack: ExitStack, texts: list[Any], settings: ModelSettings, options: dict[str, Any]) -> Any:
-    from critiq.judge.worker import Worker
-    from critiq.label import CriteriaRanker, draw_candidates, knowledge_criteria
-    from critiq.llm.session import open_clients
-    from critiq.prompts import Prompts
+    from critiq.label.selection import open_criteria_ranker
 
-    sample = [c.as_pair() for c in draw_candidates(texts[:64], seed=options["seed"])]
-    criteria = knowledge_criteria(sample, task=options["task"], count=options["kb_criteria"])
-    if not criteria:
-        raise CritiqError("--rank-by criteria: the knowledge base has no criterion for pairs")
-    names = ", ".join(c.name for c in criteria)
-    console.print(f"ranking by the split of {len(criteria)} knowledge-base criteria: {escape(names)}", soft_wrap=True)
-    clients = stack.enter_context(open_clients(settings))
-    worker = Worker(clients.worker, Prompts(options["language"]), seed=options["seed"])
-    return CriteriaRanker(worker, criteria)
+    ranker = stack.enter_context(
+        open_criteria_ranker(
+            texts,
+            settings,
+            task=options["task"],
+            count=options["kb_criteria"],
+            language=options["language"],
+            seed=options["seed"],
+        )
+    )
+    names = ", ".join(c.name for c in ranker.criteria)
+    console.print(
+        f"ranking by the split of {len(ranker.criteria)} knowledge-base criteria: {escape(names)}", soft_wrap=True
+    )
+    return ranker
 
 
 def _print_agreement(files: list[str]) -> None:

@@ -11,15 +11,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from critiq.data.models import Criterion, Pair
 from critiq.judge.worker import Worker
-from critiq.label.candidates import Candidate
+from critiq.label.candidates import Candidate, Text
 from critiq.scorer.base import Scorer
 from critiq.scorer.ngram import NgramScorer
+
+if TYPE_CHECKING:
+    from critiq.llm.session import ModelSettings
 
 RANDOM = "random"
 
@@ -98,6 +102,25 @@ class CriteriaRanker:
             unsure = 2.0 * min(a, b) / (a + b) if a + b else 0.0
             ranked.append(Ranked(candidate, unsure, f"criteria split {a}–{b} (of {len(self.criteria)})"))
         return ranked
+
+
+@contextmanager
+def open_criteria_ranker(
+    texts: Sequence[Text], settings: ModelSettings, *, task: str, count: int, language: str = "en", seed: int = 0
+) -> Iterator[CriteriaRanker]:
+    """A :class:`CriteriaRanker` on ``count`` knowledge-base criteria for ``task``, its worker on ``settings``' model
+    (clients opened here, closed on exit)."""
+    from critiq.errors import CritiqError
+    from critiq.label.candidates import draw_candidates
+    from critiq.llm.session import open_clients
+    from critiq.prompts import Prompts
+
+    sample = [c.as_pair() for c in draw_candidates(list(texts)[:64], seed=seed)]
+    criteria = knowledge_criteria(sample, task=task, count=count)
+    if not criteria:
+        raise CritiqError("rank_by='criteria': the knowledge base has no criterion for pairs")
+    with open_clients(settings) as clients:
+        yield CriteriaRanker(Worker(clients.worker, Prompts(language), seed=seed), criteria)
 
 
 class Selector:

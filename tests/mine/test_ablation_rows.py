@@ -148,3 +148,34 @@ def test_files_from_before_decided_accuracy_are_read_with_the_old_number_moved()
     row |= {"coverage": 0.5, "judged": 5, "n": 10, "status": "good"}
     history = HistoryRow.model_validate(row)
     assert history.decided_accuracy == 0.8 and history.accuracy == 0.4
+
+
+def test_critiq_ablate_takes_dicts_and_a_session_and_names_its_parameters(tmp_path: Path) -> None:
+    """The library step: the same rows as the Ablation object on the same split, given as dicts; a bad method is one
+    error naming ``methods=`` (the CLI writes it as --method)."""
+    import critiq
+    from critiq.cli.flags import as_flags
+    from critiq.errors import InputError
+
+    def as_dicts(pairs: list[Pair]) -> list[dict[str, Any]]:
+        return [p.model_dump(include={"id", "a", "b", "preferred", "domain"}) for p in pairs]
+
+    options: dict[str, Any] = {"n_criteria": 2, "iterations": 1, "kb_candidates": 8, "final_threshold": 0.0}
+    options |= {"swap": "random", "seed": 1}
+    session = critiq.Session.of(ScriptedClient(Script()))
+    rows = critiq.ablate(as_dicts(TRAIN), as_dicts(TEST), tmp_path / "lib", session=session, **options)
+    client = ScriptedClient(Script())
+    expected = run_sync(
+        Ablation(FlowConfig(**options), manager=client, worker=client).run(TRAIN, TEST, tmp_path / "obj")
+    )  # type: ignore[arg-type]
+    assert [(r.method, r.accuracy, r.coverage, r.criteria) for r in rows] == [
+        (r.method, r.accuracy, r.coverage, r.criteria) for r in expected
+    ]
+    assert (tmp_path / "lib" / "ablation.json").exists() and (tmp_path / "lib" / "ablation.md").exists()
+    try:
+        critiq.ablate(TRAIN, TEST, tmp_path / "bad", methods=["flow", "w/o everything"], session=session)
+    except InputError as error:
+        message = str(error)
+    assert message.startswith("methods='w/o everything': choose from flow, no-reflection")
+    assert as_flags(message).startswith("--method 'w/o everything': choose from")
+    assert not (tmp_path / "bad").exists()  # refused before anything was written
