@@ -87,10 +87,11 @@ class LabelServer:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:
-                self.process.wait(timeout=60)
+                self.process.wait(timeout=180)  # a hang guard: a loaded CI machine once took over 60 s
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+                return self.log.read_text(encoding="utf-8", errors="replace") + "\n[killed: no exit 180 s after Ctrl-C]"
         return self.log.read_text(encoding="utf-8", errors="replace")
 
 

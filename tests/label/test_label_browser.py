@@ -85,7 +85,7 @@ def test_keyboard_labels_undo_reload_kill_and_resume(tmp_path: Path) -> None:
                 current = press_and_wait(page, key, current)
             assert page.text_content("#progress").startswith("8 / 9")  # type: ignore[union-attr]
             log = server.stop()
-        assert "8 labels in" in log
+        assert "8 labels in" in log, log[-3000:]
         assert not errors
 
     rows = read_rows(out)
