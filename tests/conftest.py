@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +30,14 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     as scripts/test.sh runs it (the embedded-model tests in one process, one llama.cpp server for them all)."""
     if "local_server" in getattr(item, "fixturenames", ()) and item.get_closest_marker("llm") is None:
         item.add_marker(pytest.mark.llm)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C works in the tests' subprocesses: a shell script's background job (as scripts/test.sh runs the
+    embedded-model tests) starts with SIGINT ignored, which every child inherits — then `critiq serve local` and
+    `critiq label` never see the Ctrl-C their tests send. A handler, unlike an ignored signal, is reset at exec."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -67,11 +67,12 @@ def test_ablate_runs_every_method_on_the_embedded_model(tmp_path: Path, local_se
             assert row["decided_accuracy"] is None and row["decided_ci_low"] is None
         assert row["requests"] >= 0 and row["prompt_tokens"] >= 0 and row["completion_tokens"] >= 0
     by_method = {r["method"]: r for r in rows}
+    # a baseline judges each of the 2 test pairs in at most 2 orders, each request re-asked at most once: <= 8
     assert by_method["flow"]["requests"] > 0 and by_method["flow"]["prompt_tokens"] > 0
-    assert by_method["overall"]["criteria"] == ["overall"] and 2 <= by_method["overall"]["requests"] <= 4
-    assert by_method["all-in-one"]["criteria"] == ["all_criteria"] and by_method["all-in-one"]["requests"] <= 4
+    assert by_method["overall"]["criteria"] == ["overall"] and 2 <= by_method["overall"]["requests"] <= 8
+    assert by_method["all-in-one"]["criteria"] == ["all_criteria"] and by_method["all-in-one"]["requests"] <= 8
     assert len(by_method["best-kb-criterion"]["criteria"]) == 1
-    assert by_method["best-kb-criterion"]["requests"] <= 4  # test cells only: its training cells were the flow's
+    assert by_method["best-kb-criterion"]["requests"] <= 8  # test cells only: its training cells were the flow's
     assert (tmp_path / "abl" / "flow" / "report.md").exists() and (tmp_path / "abl" / "no-kb" / "state.json").exists()
     table = (tmp_path / "abl" / "ablation.md").read_text()
     assert all(f"| {m} |" in table for m in METHODS) and "mechanics" in table
