@@ -194,7 +194,13 @@ def open_worker(settings: ModelSettings | None = None, backend: Backend = "http"
         if not settings.model:
             raise CritiqError("backend='vllm-offline' needs model= (a Hugging Face model name or path)")
         cache = RequestCache(settings.cache_dir) if settings.cache_dir else None
-        yield VLLMOfflineClient(settings.model, cache=cache, max_tokens=settings.worker_max_tokens)
+        client = VLLMOfflineClient(settings.model, cache=cache, max_tokens=settings.worker_max_tokens)
+        try:
+            yield client
+        finally:
+            client.close()
+            if cache is not None:
+                cache.close()
         return
     with open_clients(settings) as clients:
         yield clients.worker

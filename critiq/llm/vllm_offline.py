@@ -89,6 +89,13 @@ class VLLMOfflineClient(CachedClient):
         self._params: dict[str, tuple[dict[str, Any] | None, int, float]] = {}
         self._running: asyncio.Task[None] | None = None
 
+    def close(self) -> None:
+        """Stop the vLLM engine's core processes now (left to the interpreter's exit, they can hold it for minutes)."""
+        core = getattr(getattr(self.engine, "llm_engine", None), "engine_core", None)
+        shutdown = getattr(core, "shutdown", None)
+        if callable(shutdown):
+            shutdown()
+
     def prepare(
         self, messages: Messages, schema: type[BaseModel] | None, sample: int, params: dict[str, Any]
     ) -> tuple[str, str]:

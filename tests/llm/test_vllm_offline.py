@@ -118,3 +118,20 @@ def test_a_bug_in_the_engine_call_propagates() -> None:
     client = VLLMOfflineClient("tiny", engine=Wrong(), params_factory=lambda *a: a)
     with pytest.raises(KeyError):
         run_sync(client.complete(MESSAGES, schema=PairAnswer))
+
+
+def test_close_stops_the_engine_core_now() -> None:
+    """vllm.LLM's core processes, left to the interpreter's exit, held `critiq annotate --backend vllm-offline` for
+    minutes after its last record (scripts/check_vllm.sh's 900 s limit ran out): the client stops them itself."""
+    stopped: list[bool] = []
+
+    class Core:
+        def shutdown(self) -> None:
+            stopped.append(True)
+
+    class Engine:
+        llm_engine = type("LLMEngine", (), {"engine_core": Core()})()
+
+    VLLMOfflineClient("tiny", engine=Engine(), params_factory=lambda *a: a).close()
+    assert stopped == [True]
+    VLLMOfflineClient("tiny", engine=object(), params_factory=lambda *a: a).close()  # an engine without a core
