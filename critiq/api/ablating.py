@@ -6,9 +6,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from critiq.api.inputs import Data, Model, as_criteria, load
-from critiq.api.session import Session, clients_for, settings_for
-from critiq.errors import InputError
+from critiq.api.inputs import Data, Model, as_criteria, as_settings, load
+from critiq.api.session import Session, clients_for
 from critiq.llm.sync import run_sync
 
 if TYPE_CHECKING:
@@ -43,16 +42,13 @@ async def aablate(
     from critiq.mine.ablation import METHODS, Ablation
     from critiq.mine.config import FlowConfig
 
-    unknown = [m for m in methods or [] if m not in METHODS]
-    if unknown:
-        raise InputError(f"methods={unknown[0]!r}: choose from {', '.join(METHODS)}")
     train_examples = load(train, max_chars=max_chars, require_labels=True)
     test_examples = load(test, max_chars=max_chars, require_labels=True)
     initial = as_criteria(init_criteria) if init_criteria else []
     if config is None or flow_options:
         config = FlowConfig(**{**(config.model_dump() if config else {}), **flow_options})
     if session is None:
-        settings = settings_for(model, api_base, None)
+        settings = as_settings(model, api_base)
         if settings.cache_dir is None:  # no cache asked for: the methods still share their answers, in ``out``
             model, api_base = settings.model_copy(update={"cache_dir": Path(out) / "cache"}), None
     with clients_for(model, api_base, session) as clients:

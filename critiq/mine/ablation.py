@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from critiq.data.models import Criterion, Example
-from critiq.errors import CritiqError
+from critiq.errors import CritiqError, InputError
 from critiq.io import atomic_write_json, atomic_write_text, write_jsonl
 from critiq.judge.metrics import criterion_stats
 from critiq.judge.modes import WorkerMode
@@ -91,7 +91,7 @@ class Ablation:
         directory to ``out/<method>/``; a rerun on the same ``out`` resumes them)."""
         unknown = [m for m in methods if m not in VARIANTS]
         if unknown:
-            raise CritiqError(f"methods={unknown}: unknown; choose from {', '.join(METHODS)}")
+            raise InputError(f"methods={unknown[0]!r}: choose from {', '.join(METHODS)}")
         train, test = list(train), list(test)
         if not test or any(e.gold is None for e in test):
             raise CritiqError("test: needs human-labelled examples (every one with a label)")
