@@ -21,6 +21,7 @@ from critiq.llm.config import ModelConfig
 from critiq.llm.local import LOCAL_MODEL
 from critiq.llm.protocol import ChatClient, Completion, Messages
 from critiq.llm.providers import litellm as load_litellm
+from critiq.llm.tokens import count_messages, counts_offline
 from critiq.llm.usage import Usage
 from critiq.prompts import Prompts
 
@@ -93,10 +94,13 @@ def prompt_worker(
     return Worker(_NoClient(config), prompts, swap=swap, seed=seed, mode=mode)
 
 
-def count_tokens(model: str, conversations: Sequence[list[dict[str, str]]]) -> list[int]:
-    """litellm's token count of each conversation (its tokenizer for the model; tiktoken's cl100k otherwise)."""
+def count_tokens(config: ModelConfig, conversations: Sequence[list[dict[str, str]]]) -> list[int]:
+    """litellm's token count of each conversation (its tokenizer for the model; tiktoken's cl100k otherwise). For a
+    self-hosted server or the embedded model, litellm has no tokenizer: its default counter, without importing it."""
+    if counts_offline(config):
+        return [count_messages(messages) for messages in conversations]
     litellm = load_litellm()
-    return [int(litellm.token_counter(model=model, messages=messages)) for messages in conversations]
+    return [int(litellm.token_counter(model=config.model, messages=messages)) for messages in conversations]
 
 
 def price(config: ModelConfig, prompt_tokens: float, completion_tokens: float) -> tuple[float | None, str]:
@@ -136,7 +140,7 @@ def judge_prompt_tokens(worker: Worker, examples: Sequence[Example], criteria: S
     """Mean prompt tokens of the worker requests for these examples and criteria (every order asked)."""
     if worker.mode == "all-in-one":
         every = [worker.messages_for_set(e, criteria, swapped) for e in examples for swapped in worker.orders(e)]
-        counts = count_tokens(worker.client.config.model, every)
+        counts = count_tokens(worker.client.config, every)
         return sum(counts) / len(counts) if counts else 0.0
     conversations = [
         worker.messages(example, criterion, swapped)
@@ -144,7 +148,7 @@ def judge_prompt_tokens(worker: Worker, examples: Sequence[Example], criteria: S
         for criterion in criteria
         for swapped in worker.orders(example)
     ]
-    counts = count_tokens(worker.client.config.model, conversations)
+    counts = count_tokens(worker.client.config, conversations)
     return sum(counts) / len(counts) if counts else 0.0
 
 

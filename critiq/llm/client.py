@@ -111,6 +111,7 @@ class LLMClient(CachedClient):
         self._direct: DirectTransport | None = None
         if direct and config.api_base is not None and providers.goes_direct(config.model, config.api_base):
             self._direct = DirectTransport(config.api_base, timeout=config.timeout, max_connections=self.concurrency)
+        self._check_key_offline()
         self._provider = self._check_model()
         self._check_key()
         self.form: Form = self._choose_form()
@@ -171,16 +172,26 @@ class LLMClient(CachedClient):
                 "use a provider prefix such as 'openai/NAME' with api_base="
             ) from None
 
+    def _check_key_offline(self) -> None:
+        """A well-known provider's model with its key unset stops before litellm is even imported (seconds)."""
+        if self._direct is None and self.config.api_base is None and self.config.api_key_env is None:
+            unset = providers.unset_keys(self.config.model)
+            if unset:
+                raise CritiqError(self._unset_message(unset))
+
     def _check_key(self) -> None:
         """A provider's model with its key unset stops here, before anything is sent (litellm would send and retry)."""
         if self._provider is None or self.config.api_base is not None or self.config.api_key_env is not None:
             return  # a server of the user's (its key, if any, is theirs to name) or a key read from a named variable
         missing = providers.missing_keys(self.config.model)
         if missing:
-            raise CritiqError(
-                f"{' or '.join(missing)} is not set: export it, or pass api_key_env=NAME (the variable that holds "
-                f"the key for {self.config.model})"
-            )
+            raise CritiqError(self._unset_message(missing))
+
+    def _unset_message(self, missing: list[str]) -> str:
+        return (
+            f"{' or '.join(missing)} is not set: export it, or pass api_key_env=NAME (the variable that holds "
+            f"the key for {self.config.model})"
+        )
 
     def _choose_form(self) -> Form:
         mode = self.config.schema_mode

@@ -102,6 +102,31 @@ def key_in_environment(model: str, api_base: str | None) -> bool:
     return bool(found.get("keys_in_environment"))
 
 
+# the key variables litellm's validate_environment names for each provider's models (any one of them will do): an
+# unset key is found from the price map's ``litellm_provider`` without importing litellm, for a model named with its
+# provider's prefix, or by its bare name for the providers litellm recognises that way (tests/llm/test_provider_keys.py
+# compares every chat model of these providers in the map with litellm's own answer)
+PROVIDER_KEYS = {
+    "openai": ("OPENAI_API_KEY",),
+    "anthropic": ("ANTHROPIC_API_KEY",),
+    "gemini": ("GOOGLE_API_KEY", "GEMINI_API_KEY"),
+    "mistral": ("MISTRAL_API_KEY",),
+    "deepseek": ("DEEPSEEK_API_KEY",),
+}
+BARE_NAMES = ("openai", "anthropic")
+
+
+def unset_keys(model: str) -> list[str]:
+    """The key variables ``model`` needs when none of them is set, known without importing litellm (see
+    :data:`PROVIDER_KEYS`); empty when one is set or when only litellm can tell."""
+    entry = _map_entry(model)
+    provider_name = str(entry.get("litellm_provider")) if entry else ""
+    prefix = model.split("/", 1)[0] if "/" in model else None
+    known = prefix == provider_name if prefix else provider_name in BARE_NAMES and ":" not in model
+    names = PROVIDER_KEYS.get(provider_name, ()) if known else ()
+    return [] if any(os.environ.get(name) for name in names) else list(names)
+
+
 def missing_keys(model: str) -> list[str]:
     """The key variables litellm wants for this provider's model and finds unset (empty when it needs none).
 

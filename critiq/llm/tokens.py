@@ -12,7 +12,8 @@ import functools
 import os
 from typing import Any
 
-from critiq.llm.providers import litellm_folder
+from critiq.llm.config import ModelConfig
+from critiq.llm.providers import goes_direct, litellm_folder
 
 ENCODING = "cl100k_base"
 TOKENS_PER_MESSAGE = 3  # <|start|>{role}\n ... <|end|>\n
@@ -49,3 +50,12 @@ def count_messages(messages: list[dict[str, Any]]) -> int:
             if key == "name":
                 total += TOKENS_PER_NAME
     return total
+
+
+def counts_offline(config: ModelConfig) -> bool:
+    """Whether litellm would count this model's tokens with its default counter (it has no tokenizer for a
+    self-hosted server's model nor the embedded one): then :func:`count_messages` gives its count, without it."""
+    from critiq.llm.local import LOCAL_MODEL
+
+    direct = config.api_base is not None and goes_direct(config.model, config.api_base)
+    return direct or config.model == LOCAL_MODEL

@@ -75,7 +75,7 @@ def estimate_mine(
     per_worker = judge_prompt_tokens(worker, sampled, shown)
     # manager requests show one example (warm-up, critique) or the notes (proposal, rewrite): the judge prompt's
     # pair plus the notes is a bound for either
-    notes = count_tokens(manager_config.model, [[{"role": "user", "content": "note " * (NOTES_CHARS // 5)}]])[0]
+    notes = count_tokens(manager_config, [[{"role": "user", "content": "note " * (NOTES_CHARS // 5)}]])[0]
     per_manager = per_worker + notes
     worker_upper = sum(worker_steps.values())
     manager_upper = sum(manager_steps.values())

@@ -70,8 +70,9 @@ def count_tokens_offline(model: str, messages: Messages) -> int:
 
 
 def counter_for(config: ModelConfig) -> Callable[[str, Messages], int]:
-    """The token counter of a manager: litellm's for a provider's model, its default (offline) for a server's."""
-    return count_tokens_offline if _goes_direct(config) else count_tokens
+    """The token counter of a manager: litellm's for a provider's model, its default (offline) for a server's or the
+    embedded model."""
+    return count_tokens_offline if tokens.counts_offline(config) else count_tokens
 
 
 def balanced_order(evidence: Sequence[Evidence], seed: int = 0) -> list[Evidence]:

@@ -56,6 +56,26 @@ def test_mine_on_a_self_hosted_server_never_imports_litellm(tmp_path: Path, stub
     assert (cache / "requests.sqlite").is_file()  # the default cache followed CRITIQ_CACHE_DIR
 
 
+@pytest.mark.parametrize("command", ["mine", "annotate"])
+def test_a_dry_run_on_a_self_hosted_server_never_imports_litellm(
+    tmp_path: Path, stub_server: StubServer, command: str
+) -> None:
+    """The estimate counts the real prompts' tokens as litellm would for a model it has no tokenizer for."""
+    stub_server.script([])
+    write_jsonl(tmp_path / "pairs.jsonl", code_pairs(4))
+    (tmp_path / "criteria.json").write_text(json.dumps({"criteria": [{"name": "clarity", "description": "Clearer."}]}))
+    args = [command, str(tmp_path / "pairs.jsonl"), "--dry-run", "--model", "openai/stub"]
+    args += ["--api-base", stub_server.api_base, "--cache-dir", str(tmp_path / "cache")]
+    args += (
+        ["--out", str(tmp_path / "out")] if command == "mine" else ["--criteria", "criteria.json", "--out", "o.jsonl"]
+    )
+    result = run_importtime(args, tmp_path, env_for())
+    assert_ok(result)
+    assert "prompt tokens" in result.stdout + result.stderr  # the estimate was printed
+    assert "litellm" not in imported(result.stderr)
+    assert stub_server.stats()["total"] == 0
+
+
 @pytest.mark.parametrize("args", [["--help"], ["kb", "search", "readability"]])
 def test_help_and_kb_search_import_no_llm_stack(tmp_path: Path, args: list[str]) -> None:
     result = run_importtime(args, tmp_path, env_for())
