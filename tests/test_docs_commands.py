@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from critiq.llm.local import KEY_VARIABLES, LOCAL_MODEL
+from tests.embedded_runs import ABLATE_FLAGS, ABLATE_TEST, ABLATE_TRAIN
 from tests.paths import EXAMPLES, REPO
 
 FENCE = re.compile(r"^```(?:bash|sh|shell|console)\s*\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -37,10 +38,11 @@ NOT_HERE = {
 }
 NETWORK = ("hf://", "s3://", "gs://")
 # small sizes for the embedded model on a shared CPU, appended to the command as written (the last value wins)
+# (`critiq ablate` as the ablation test runs it, on its split: those answers are in the session's cache by then)
 SMALL = {
     "mine": ["--n-criteria", "1", "--iterations", "0", "--kb-candidates", "1", "--final-threshold", "0"],
     "annotate": ["--max-pairs", "6"],
-    "ablate": ["--n-criteria", "1", "--iterations", "0", "--kb-candidates", "1", "--final-threshold", "0"],
+    "ablate": ABLATE_FLAGS,
 }
 
 
@@ -98,8 +100,8 @@ def _data(work: Path) -> None:
     (work / "runs").mkdir(parents=True)
     (work / "pairs.jsonl").write_text("".join(pairs[:6]), encoding="utf-8")
     (work / "runs" / "pairs.jsonl").write_text("".join(pairs[:6]), encoding="utf-8")  # what `critiq label` makes
-    (work / "train.jsonl").write_text("".join(pairs[6:9]), encoding="utf-8")
-    (work / "test.jsonl").write_text("".join(pairs[9:11]), encoding="utf-8")
+    (work / "train.jsonl").write_text("".join(pairs[ABLATE_TRAIN]), encoding="utf-8")
+    (work / "test.jsonl").write_text("".join(pairs[ABLATE_TEST]), encoding="utf-8")
     (work / "corpus.jsonl").write_text("".join(corpus[:24]), encoding="utf-8")
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -69,8 +71,33 @@ def test_serve_local_answers_a_structured_completion() -> None:
     output = banner + output
     assert process.returncode == 0, output
     assert f"127.0.0.1:{port}" in output
-    with pytest.raises(httpx.HTTPError):
-        httpx.get(f"{api_base}/models", timeout=1)  # the llama.cpp server went down with it
+    try:
+        answer = httpx.get(f"{api_base}/models", timeout=1)  # the llama.cpp server went down with it
+    except httpx.HTTPError:
+        return
+    pytest.fail(f"port {port} still answers ({answer.status_code}) after exit; listening: {_listeners(port)}\n{output}")
+
+
+def _listeners(port: int) -> list[str]:
+    """The processes holding a listening TCP socket on ``port`` (Linux /proc), for a failure message."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as handle:
+            for line in handle.readlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # 0A: LISTEN
+                    inodes.add(fields[9])
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        links = set()
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):  # an fd closed while we look
+                    links.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        if any(f"socket:[{inode}]" in links for inode in inodes):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            found.append(f"pid {pid}: {cmdline[:300]}")
+    return found
 
 
 def test_serve_vllm_without_vllm_is_a_clear_error() -> None:

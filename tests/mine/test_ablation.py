@@ -15,7 +15,7 @@ from critiq.data import load_pairs
 from critiq.llm.local import LOCAL_MODEL
 from critiq.mine.ablation import METHODS
 from critiq.stats import wilson_interval
-from tests.paths import EXAMPLES
+from tests.embedded_runs import ABLATE_FLAGS, ABLATE_TEST, ABLATE_TRAIN, code_pairs
 
 FIELDS = {"method", "accuracy", "n", "ci_low", "ci_high", "coverage", "requests", "prompt_tokens", "completion_tokens"}
 FIELDS |= {"decided_accuracy", "decided_ci_low", "decided_ci_high"}
@@ -23,15 +23,12 @@ FIELDS |= {"decided_accuracy", "decided_ci_low", "decided_ci_high"}
 
 @pytest.mark.llm
 def test_ablate_runs_every_method_on_the_embedded_model(tmp_path: Path, local_server: Any) -> None:
-    pairs = [json.loads(line) for line in (EXAMPLES / "code_pairs.jsonl").read_text().splitlines() if line.strip()]
-    # the fewest requests that run every method for real (the row arithmetic is checked below on what it wrote):
-    # 3 pairs to mine on, 2 to test, one criterion, one round of reflection
-    (tmp_path / "train.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs[:3]))
-    (tmp_path / "test.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs[3:5]))
-    args = ["ablate", "train.jsonl", "--test", "test.jsonl", "--out", "abl", "--n-criteria", "1", "--iterations", "1"]
-    args += ["--kb-candidates", "1", "--max-chars", "600", "--task", "short Python functions", "--domain", "code"]
-    args += ["--model", LOCAL_MODEL, "--api-base", local_server.api_base]
-    args += ["--cache-dir", str(tmp_path / "cache"), "--concurrency", "1", "--timeout", "600"]
+    pairs = code_pairs()
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs[ABLATE_TRAIN]))
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs[ABLATE_TEST]))
+    # the session's request cache (CRITIQ_CACHE_DIR): the README's `critiq ablate` runs these same requests later
+    args = ["ablate", "train.jsonl", "--test", "test.jsonl", "--out", "abl", *ABLATE_FLAGS]
+    args += ["--model", LOCAL_MODEL, "--api-base", local_server.api_base, "--concurrency", "1", "--timeout", "600"]
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")} | {"COLUMNS": "200"}
     result = subprocess.run(
         [sys.executable, "-m", "critiq.cli.main", *args],

@@ -17,6 +17,7 @@ from critiq.judge.vote import majority
 from critiq.judge.worker import Worker
 from critiq.mine import CritiQFlow, FlowConfig
 from critiq.mine.manager import Critique, Proposal, Proposals, Reason
+from tests.embedded_runs import NOTEBOOK_MINE, NOTEBOOK_PAIRS
 from tests.fakes import ScriptedClient, user_text
 
 PAIRS = [
@@ -307,21 +308,21 @@ def test_rerun_from_cache_sends_nothing(tmp_path: Any, stub_server: Any) -> None
 
 @pytest.mark.llm
 def test_full_flow_on_the_embedded_model(tmp_path: Any, local_server: Any, code_pairs_path: Any) -> None:
+    """CritiQFlow on the session's embedded server, with the clients and settings of the notebook's ``critiq.mine``
+    (tests/embedded_runs.py): the notebook test, later, finds these answers in the session's request cache."""
     from critiq.data import load_pairs
-    from critiq.llm import LLMClient, RequestCache
+    from critiq.llm.session import ModelSettings, open_clients
 
-    pairs = load_pairs(code_pairs_path)[:6]
-    manager = LLMClient(local_server.model_config(max_tokens=300), cache=RequestCache(tmp_path / "cache"))
-    worker = LLMClient(local_server.model_config(max_tokens=128), cache=manager.cache, usage=manager.usage)
-    flow = CritiQFlow(
+    pairs = load_pairs(code_pairs_path)[:NOTEBOOK_PAIRS]
+    with open_clients(ModelSettings()) as clients:
+        assert clients.uses_local_model
         # the embedded model judges near chance: keep its criteria whatever their accuracy (the path is under test)
-        FlowConfig(n_criteria=2, iterations=1, use_kb=False, task="Python code", final_threshold=0.0),
-        manager=manager,
-        worker=worker,
-    )
-    result = flow.fit(pairs, run_dir=tmp_path / "run")
-    assert result.criteria and all(c.stats is not None and c.stats.n == 6 for c in result.criteria)
-    assert result.usage.requests > 0 and result.usage.failures == 0
+        flow = CritiQFlow(
+            FlowConfig(**NOTEBOOK_MINE, final_threshold=0.0), manager=clients.manager, worker=clients.worker
+        )
+        result = flow.fit(pairs, run_dir=tmp_path / "run")
+    assert result.criteria and all(c.stats is not None and c.stats.n == NOTEBOOK_PAIRS for c in result.criteria)
+    assert result.usage.requests + result.usage.cache_hits > 0 and result.usage.failures == 0
     saved = json.loads((tmp_path / "run" / "criteria.json").read_text())
     assert [c["name"] for c in saved["criteria"]] == [c.name for c in result.criteria]
 
