@@ -91,10 +91,9 @@ class VLLMOfflineClient(CachedClient):
 
     def close(self) -> None:
         """Stop the vLLM engine's core processes now (left to the interpreter's exit, they can hold it for minutes)."""
-        core = getattr(getattr(self.engine, "llm_engine", None), "engine_core", None)
-        shutdown = getattr(core, "shutdown", None)
-        if callable(shutdown):
-            shutdown()
+        from critiq.llm.vllm_server import stop_engine
+
+        stop_engine(self.engine)
 
     def prepare(
         self, messages: Messages, schema: type[BaseModel] | None, sample: int, params: dict[str, Any]

@@ -55,6 +55,15 @@ def engine_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def stop_engine(llm: Any) -> None:
+    """Stop the core processes of an in-process ``vllm.LLM`` now: left to the interpreter's exit, they can hold it for
+    minutes, or abort it ("terminate called without an active exception")."""
+    core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+    shutdown = getattr(core, "shutdown", None)
+    if callable(shutdown):
+        shutdown()
+
+
 def default_eager() -> bool:
     """The CPU build runs eagerly: its torch.compile warm-up takes many minutes on a small CPU (a first start took
     12 on 2 shared cores, an eager one under 3) and pays off only over long runs."""

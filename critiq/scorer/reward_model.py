@@ -245,6 +245,14 @@ class RewardModelScorer(Scorer):
         outputs = self._llm.classify(prompts, pooling_params=PoolingParams(use_activation=False), use_tqdm=False)
         return np.array([out.outputs.probs[0] for out in outputs], dtype=np.float32)
 
+    def close(self) -> None:
+        """Stop the vLLM pooling engine of ``engine="vllm"``, if one was started (the next score starts another)."""
+        if self._llm is not None:
+            from critiq.llm.vllm_server import stop_engine
+
+            stop_engine(self._llm)
+            self._llm = None
+
     def _pooling_engine(self) -> Any:
         """``vllm.LLM`` on the saved model as a pooling (classify) model; float32 on the CPU build, as the hf
         engine scores there, so both engines rank alike."""
