@@ -128,16 +128,18 @@ class Worker:
     def missing(
         self, examples: Iterable[Example], criteria: Sequence[Criterion]
     ) -> list[tuple[Criterion, Example, bool]]:
-        """(criterion, example, order) cells not judged yet (failed ones are asked again).
+        """(criterion, example, order) cells not judged yet (failed ones are asked again), example by example and
+        order by order: one example's requests in one order differ only after its texts, so a server that keeps the
+        previous prompt's KV cache (llama.cpp) or caches prefixes (vLLM) reads those texts once (docs/scaling.md).
 
         In all-in-one mode a cell judged within another set of criteria counts as missing too.
         """
         group = set_key(criteria) if self.mode == "all-in-one" else None
+        keys = [criterion_key(criterion) for criterion in criteria]
         cells = []
-        for criterion in criteria:
-            key = criterion_key(criterion)
-            for example in examples:
-                for swapped in self.orders(example):
+        for example in examples:
+            for swapped in self.orders(example):
+                for criterion, key in zip(criteria, keys, strict=True):
                     memo_key = (key, example.id, swapped)
                     done = self.memo.get(memo_key)
                     if done is None or done.failed or (group is not None and self.sets.get(memo_key) != group):
