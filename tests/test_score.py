@@ -287,12 +287,13 @@ def test_datasets_map_adds_the_same_scores(scorer_dir: Path, corpus: Path, recor
 
 
 def test_cli_scores_a_slice_into_shards_and_selects_from_them(scorer_dir: Path, corpus: Path, tmp_path: Path) -> None:
+    import os
     import subprocess
-    import sys
+
+    from tests.fakes.forked_cli import run_cli
 
     def critiq(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "critiq.cli.main", *args]
-        return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        return run_cli(list(args), cwd=tmp_path, env=dict(os.environ), timeout=300)  # forked from a warm process
 
     scored = tmp_path / "scored"
     done = critiq(

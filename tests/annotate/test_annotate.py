@@ -7,7 +7,6 @@ import json
 import os
 import random
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from critiq.llm.config import ModelConfig
 from critiq.llm.local import KEY_VARIABLES
 from critiq.llm.usage import Usage
 from critiq.scorer import NgramScorer
+from tests.fakes.forked_cli import run_cli
 from tests.fakes.stub_server import StubServer
 from tests.paths import EXAMPLES
 
@@ -60,8 +60,7 @@ def _env() -> dict[str, str]:
 
 
 def critiq(*args: Any, cwd: Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "critiq.cli.main", *[str(a) for a in args]]
-    return subprocess.run(command, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=240, check=False)
+    return run_cli([str(a) for a in args], cwd=cwd, env=_env(), timeout=240)  # forked from a warm process
 
 
 def write_inputs(work: Path, n: int) -> None:

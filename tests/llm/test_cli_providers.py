@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.fakes import openai_server
+from tests.fakes.forked_cli import run_cli
 from tests.fakes.serving import AppServer
 from tests.paths import EXAMPLES
 
@@ -24,15 +24,7 @@ KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "MISTR
 def _critiq(args: list[Any], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in KEY_VARIABLES}
     env |= {"COLUMNS": "400", "LITELLM_LOCAL_MODEL_COST_MAP": "True", "CRITIQ_CONTRACT_KEY": KEY}
-    return subprocess.run(
-        [sys.executable, "-m", "critiq.cli.main", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_cli([str(a) for a in args], cwd=cwd, env=env, timeout=timeout)  # forked from a warm process
 
 
 def _pairs(work: Path, count: int) -> Path:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from critiq.llm.local import KEY_VARIABLES
+from tests.fakes.forked_cli import run_cli
 from tests.fakes.stub_server import StubServer
 from tests.paths import REPO
 
@@ -38,10 +39,9 @@ def _command(args: list[str]) -> list[str]:
 
 
 def critiq(args: list[Any], cwd: Path, *, env: dict[str, str] | None = None, timeout: float = 240) -> Any:
-    """Run the CLI to completion; returns the CompletedProcess (text mode)."""
-    return subprocess.run(
-        _command(args), cwd=cwd, env=env or env_for(), capture_output=True, text=True, timeout=timeout, check=False
-    )
+    """Run the CLI to completion; returns the CompletedProcess (text mode). The process is forked from a warm one
+    (tests/fakes/forked_cli.py: critiq's imports done once), unless CRITIQ_TEST_FRESH_CLI=1."""
+    return run_cli([str(a) for a in args], cwd=cwd, env=env or env_for(), timeout=timeout)
 
 
 def started(args: list[Any], cwd: Path, *, capture: bool = False) -> subprocess.Popen[str]:
