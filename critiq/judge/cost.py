@@ -21,7 +21,7 @@ from critiq.llm.config import ModelConfig
 from critiq.llm.local import LOCAL_MODEL
 from critiq.llm.protocol import ChatClient, Completion, Messages
 from critiq.llm.providers import litellm as load_litellm
-from critiq.llm.tokens import count_messages, counts_offline
+from critiq.llm.tokens import counter_for
 from critiq.llm.usage import Usage
 from critiq.prompts import Prompts
 
@@ -97,10 +97,8 @@ def prompt_worker(
 def count_tokens(config: ModelConfig, conversations: Sequence[list[dict[str, str]]]) -> list[int]:
     """litellm's token count of each conversation (its tokenizer for the model; tiktoken's cl100k otherwise). For a
     self-hosted server or the embedded model, litellm has no tokenizer: its default counter, without importing it."""
-    if counts_offline(config):
-        return [count_messages(messages) for messages in conversations]
-    litellm = load_litellm()
-    return [int(litellm.token_counter(model=config.model, messages=messages)) for messages in conversations]
+    count = counter_for(config)
+    return [count(config.model, messages) for messages in conversations]
 
 
 def price(config: ModelConfig, prompt_tokens: float, completion_tokens: float) -> tuple[float | None, str]:

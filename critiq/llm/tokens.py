@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from typing import Any
 
 from critiq.llm.config import ModelConfig
-from critiq.llm.providers import goes_direct, litellm_folder
+from critiq.llm.providers import goes_direct, litellm, litellm_folder
 
 ENCODING = "cl100k_base"
 TOKENS_PER_MESSAGE = 3  # <|start|>{role}\n ... <|end|>\n
@@ -59,3 +60,18 @@ def counts_offline(config: ModelConfig) -> bool:
 
     direct = config.api_base is not None and goes_direct(config.model, config.api_base)
     return direct or config.model == LOCAL_MODEL
+
+
+def litellm_count(model: str, messages: list[dict[str, Any]]) -> int:
+    """Tokens of ``messages`` by litellm's counter for ``model`` (tiktoken's when litellm has no tokenizer for it)."""
+    return int(litellm().token_counter(model=model, messages=messages))
+
+
+def offline_count(model: str, messages: list[dict[str, Any]]) -> int:
+    """What :func:`litellm_count` gives a model litellm has no tokenizer for, without importing litellm."""
+    return count_messages(messages)
+
+
+def counter_for(config: ModelConfig) -> Callable[[str, list[dict[str, Any]]], int]:
+    """The token counter for ``config``'s model: offline where :func:`counts_offline` holds, litellm's otherwise."""
+    return offline_count if counts_offline(config) else litellm_count

@@ -59,22 +59,6 @@ def _is_embedded(model: str) -> bool:
     return model == LOCAL_MODEL
 
 
-def count_tokens(model: str, messages: Messages) -> int:
-    """Tokens of ``messages`` by litellm's counter for ``model`` (tiktoken's when litellm has no tokenizer for it)."""
-    return int(providers.litellm().token_counter(model=model, messages=messages))
-
-
-def count_tokens_offline(model: str, messages: Messages) -> int:
-    """What :func:`count_tokens` gives a model litellm has no tokenizer for, without importing litellm."""
-    return tokens.count_messages(messages)
-
-
-def counter_for(config: ModelConfig) -> Callable[[str, Messages], int]:
-    """The token counter of a manager: litellm's for a provider's model, its default (offline) for a server's or the
-    embedded model."""
-    return count_tokens_offline if tokens.counts_offline(config) else count_tokens
-
-
 def balanced_order(evidence: Sequence[Evidence], seed: int = 0) -> list[Evidence]:
     """Evidence in the order to keep it when not all fits: one from each (label, domain) group in turn."""
     groups: dict[tuple[str, str], list[Evidence]] = {}
@@ -100,7 +84,7 @@ class EvidenceFitter:
         reply_tokens: int,
         *,
         seed: int = 0,
-        counter: Callable[[str, Messages], int] = count_tokens,
+        counter: Callable[[str, Messages], int] = tokens.litellm_count,
     ) -> None:
         self.model = model
         self.context = context

@@ -27,13 +27,14 @@ from critiq.judge.metrics import criterion_stats, position_bias
 from critiq.judge.modes import SwapMode
 from critiq.judge.vote import majority, vote_matrix, vote_stats, weighted_vote_stats
 from critiq.judge.worker import Worker
+from critiq.llm import tokens
 from critiq.llm.protocol import ChatClient
 from critiq.llm.sync import run_sync
 from critiq.llm.usage import Usage
 from critiq.lock import OutputLock
 from critiq.mine.candidates import kb_candidates
 from critiq.mine.config import FlowConfig, JudgeMode
-from critiq.mine.evidence import EvidenceFitter, context_window, counter_for
+from critiq.mine.evidence import EvidenceFitter, context_window
 from critiq.mine.manager import Manager
 from critiq.mine.result import FlowResult, write_outputs
 from critiq.mine.state import data_digest, fingerprint, identity_changes, settings_digest
@@ -162,7 +163,7 @@ class CritiQFlow:
             context,
             manager_client.config.max_tokens,
             seed=config.seed,
-            counter=counter_for(manager_client.config),
+            counter=tokens.counter_for(manager_client.config),
         )
         fitter.restore(state.evidence)
         manager = Manager(

@@ -96,7 +96,7 @@ def test_a_provider_model_context_comes_from_the_map_file_without_importing_lite
 
 def test_the_offline_token_count_is_litellm_s_for_a_self_hosted_model() -> None:
     from critiq.llm.providers import litellm
-    from critiq.mine.evidence import count_tokens_offline
+    from critiq.llm.tokens import offline_count
 
     messages = [
         {"role": "system", "content": "You judge texts."},
@@ -104,7 +104,7 @@ def test_the_offline_token_count_is_litellm_s_for_a_self_hosted_model() -> None:
         {"role": "assistant", "content": '{"verdict": "A"}', "name": "worker"},
     ]
     expected = litellm().token_counter(model="openai/stub", messages=messages)
-    assert count_tokens_offline("openai/stub", messages) == expected
+    assert offline_count("openai/stub", messages) == expected
 
 
 def test_default_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
+from critiq.llm.local import KEY_VARIABLES
 from tests.fakes import openai_server
 from tests.fakes.forked_cli import run_cli
 from tests.fakes.serving import AppServer
 from tests.paths import EXAMPLES
 
 KEY = "sk-local-contract-key"
-KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "MISTRAL_API_KEY", "DEEPSEEK_API_KEY")
 
 
 def _critiq(args: list[Any], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
